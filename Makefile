@@ -16,8 +16,8 @@ DEB_TEST := postgresql slapd ldap-utils softhsm2 poppler-utils qpdf libnss3-tool
 .PHONY: run test deps deps-test venv install lint bench clean-var
 
 run: deps install
-	@$(VENV)/bin/hengxin init --config var/hengxin.toml --if-needed
-	@$(VENV)/bin/hengxin serve --config var/hengxin.toml
+	@$(VENV)/bin/hengxin --config var/hengxin.toml init --if-needed
+	@$(VENV)/bin/hengxin --config var/hengxin.toml serve
 
 test: deps deps-test install
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -1,0 +1,194 @@
+"""The database: engine, sessions, types shared by every package, and migrations.
+
+SQLite (WAL, synchronous=FULL) is the embedded default; PostgreSQL is reached
+through psycopg 3.  Both run the same migrations and the same tests.
+
+Every package declares its tables on :data:`Base` (one metadata) in its own
+``models`` module and ships its own alembic migration folder as a branch; the
+composition root (``api/``) passes the list of folders to :func:`migrate`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import DateTime, Engine, String, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+from core.errors import DatabaseUnavailable, StoreError
+
+log = logging.getLogger("hengxin.store")
+
+CORE_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class Base(DeclarativeBase):
+    """Declarative base for every Hengxin table."""
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timezone-aware UTC datetime on both SQLite and PostgreSQL.
+
+    Naive datetimes are refused on the way in; values come back aware (UTC).
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: store only timezone-aware UTC times")
+        value = value.astimezone(dt.UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+class HexSerial(TypeDecorator[int]):
+    """A certificate serial number (up to 160 bits) stored as lower-case hex text.
+
+    Text keeps it exact on every database and makes a unique constraint cheap.
+    """
+
+    impl = String(42)
+    cache_ok = True
+
+    def process_bind_param(self, value: int | None, dialect: Any) -> str | None:
+        return None if value is None else format(value, "x")
+
+    def process_result_value(self, value: str | None, dialect: Any) -> int | None:
+        return None if value is None else int(value, 16)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (see _sqlite_begin).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    # Every transaction takes the write lock up front.  Read-then-write
+    # transactions (the audit chain head, serial reservations) would otherwise
+    # fail with SQLITE_BUSY when two writers race; this serialises them.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def build_engine(url: str | URL, *, pool_size: int = 10, echo: bool = False, password: str | None = None) -> Engine:
+    """Create an engine for ``url``; ``password`` is set on the URL object, never in the text."""
+    parsed = make_url(url)
+    if password is not None:
+        parsed = parsed.set(password=password)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, echo=echo, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(parsed, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    raise StoreError(f"unsupported database URL scheme {parsed.get_backend_name()!r}: use sqlite or postgresql")
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextlib.contextmanager
+def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """One unit of work: commits on success, rolls back on any error.
+
+    Database connection failures become :class:`DatabaseUnavailable`.
+    """
+    session = sessions()
+    try:
+        with session.begin():
+            yield session
+    except OperationalError as e:
+        raise DatabaseUnavailable("the database did not answer") from e
+    finally:
+        session.close()
+
+
+def ping(engine: Engine) -> None:
+    """Raise :class:`DatabaseUnavailable` unless the database answers ``SELECT 1``."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as e:
+        raise DatabaseUnavailable("the database did not answer") from e
+
+
+def migrate(engine: Engine, locations: Sequence[Path] = (), *, target: str = "heads") -> None:
+    """Apply every migration (core and the given package folders) up to ``target``."""
+    from alembic import command
+
+    config = _alembic_config(engine, locations)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, target)
+
+
+def current_revisions(engine: Engine) -> set[str]:
+    with engine.connect() as connection:
+        try:
+            rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+        except SQLAlchemyError:
+            return set()
+    return {row[0] for row in rows}
+
+
+def pending_migrations(engine: Engine, locations: Sequence[Path] = ()) -> list[str]:
+    """Revisions not yet applied (empty when the schema is current)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_alembic_config(engine, locations))
+    heads = set(script.get_heads())
+    applied = current_revisions(engine)
+    if heads <= applied:
+        return []
+    missing = []
+    for revision in script.walk_revisions():
+        if revision.revision not in applied:
+            missing.append(revision.revision)
+    applied_ancestors = set()
+    for revision_id in applied:
+        for revision in script.iterate_revisions(revision_id, "base"):
+            applied_ancestors.add(revision.revision)
+    return [r for r in missing if r not in applied_ancestors]
+
+
+def _alembic_config(engine: Engine, locations: Sequence[Path]) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(CORE_MIGRATIONS))
+    folders = [CORE_MIGRATIONS / "versions", *[Path(p) for p in locations]]
+    config.set_main_option("version_locations", " ".join(str(f) for f in folders))
+    config.set_main_option("path_separator", "space")
+    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=True))
+    config.attributes["engine"] = engine
+    return config

@@ -1,0 +1,347 @@
+"""The ``hengxin`` command line: another front door to the same platform.
+
+Errors are turned into one readable line on stderr and an exit code in one
+place (:func:`main`); no command prints a traceback for an expected failure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+
+from api.platform import ADMIN_TOKEN_SECRET, create_api_token, initialise, open_platform
+from core.clock import isoformat_utc
+from core.config import CONFIG_ENV, DEFAULT_CONFIG_PATH, Settings, load_settings, sample_config
+from core.errors import Category, ConfigurationError, HengxinError, InvalidInput
+from core.logging import configure_logging
+from core.store import build_engine, migrate, pending_migrations
+
+EXIT_CODES = {
+    Category.CONFIGURATION: 78,  # EX_CONFIG
+    Category.UNAVAILABLE: 69,  # EX_UNAVAILABLE
+}
+
+app = typer.Typer(name="hengxin", help="Hengxin 恒信: unified trust platform.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+config_app = typer.Typer(help="Show and check configuration.", no_args_is_help=True)
+audit_app = typer.Typer(help="Verify and export the audit log.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+token_app = typer.Typer(help="API bearer tokens.", no_args_is_help=True)
+keys_app = typer.Typer(help="Key store.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(audit_app, name="audit")
+app.add_typer(db_app, name="db")
+app.add_typer(token_app, name="token")
+app.add_typer(keys_app, name="keys")
+
+# Sub-command groups registered by the domain packages' CLI modules in api/.
+_state: dict[str, Any] = {"config": None}
+
+
+def settings() -> Settings:
+    return load_settings(_state["config"])
+
+
+def _config_option(value: Path | None) -> None:
+    if value is not None:
+        _state["config"] = value
+
+
+@app.callback()
+def _root(
+    config: Path | None = typer.Option(None, "--config", "-c", envvar=CONFIG_ENV,
+                                       help=f"Configuration file (default {DEFAULT_CONFIG_PATH})."),
+    log_level: str = typer.Option("WARNING", "--log-level", help="Log level for this command."),
+) -> None:
+    _state["config"] = config
+    configure_logging(log_level.upper(), "text")
+
+
+def fail(error: HengxinError) -> NoReturn:
+    raise error
+
+
+# -- init / serve -----------------------------------------------------------------------------------
+
+
+@app.command()
+def init(
+    if_needed: bool = typer.Option(False, "--if-needed", help="Do nothing (exit 0) when already initialised."),
+    keys: str | None = typer.Option(None, "--keys", help="Key store backend: file (default), pkcs11, vault."),
+) -> None:
+    """Create a new instance: configuration, master passphrase, keys, database, admin token, CA hierarchy."""
+    path = _state["config"] or DEFAULT_CONFIG_PATH
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        body = '[instance]\ndata_dir = "."\n'
+        if keys:
+            body += f'\n[keys]\nbackend = "{keys}"\n'
+        path.write_text(body, encoding="utf-8")
+        typer.echo(f"wrote configuration {path}")
+    current = load_settings(path)
+    if keys and current.keys.backend != keys:
+        raise ConfigurationError(f"--keys {keys} disagrees with [keys] backend = {current.keys.backend!r} in {path}")
+    result = initialise(current)
+    if not result.created and if_needed:
+        typer.echo(f"instance in {result.data_dir} is already initialised")
+        return
+    typer.echo(("initialised" if result.created else "already initialised") + f" instance in {result.data_dir}")
+    typer.echo(f"audit key fingerprint (SHA-256 of the public key): {result.audit_key_fingerprint}")
+    for key, value in result.details.items():
+        typer.echo(f"{key}: {value}")
+    if result.admin_token_file is not None:
+        typer.echo(f"administrator API token written to {result.admin_token_file} (mode 0600); "
+                   "use it as 'Authorization: Bearer <token>'")
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None, help="Listen address (default [server] host)."),
+    port: int | None = typer.Option(None, help="Listen port (default [server] port)."),
+) -> None:
+    """Apply pending migrations and serve the API."""
+    import uvicorn
+
+    from api.app import create_app
+
+    current = settings()
+    configure_logging(current.logging.level, current.logging.format)
+    platform = open_platform(current, apply_migrations=True)
+    if platform.audit is None:
+        platform.close()
+        raise ConfigurationError("the instance is not initialised: run `hengxin init` first")
+    application = create_app(current, platform)
+    bind_host = host or current.server.host
+    bind_port = port or current.server.port
+    token_file = current.secret_directory / ADMIN_TOKEN_SECRET
+    print(f"Hengxin serving on http://{bind_host}:{bind_port}  (API docs: /docs)", flush=True)
+    if token_file.exists():
+        print(f"administrator API token: {token_file} (mode 0600)", flush=True)
+    config = uvicorn.Config(application, host=bind_host, port=bind_port, log_config=None, access_log=False,
+                            proxy_headers=False, server_header=False, timeout_graceful_shutdown=10)
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        platform.close()
+
+
+# -- config -----------------------------------------------------------------------------------------
+
+
+@config_app.command("sample")
+def config_sample() -> None:
+    """Print a documented configuration file with every option at its default."""
+    typer.echo(sample_config())
+
+
+@config_app.command("check")
+def config_check(path: Path | None = typer.Argument(None, help="File to check (default: --config).")) -> None:
+    """Validate a configuration file; exit 0 when it is valid."""
+    target = path or _state["config"] or DEFAULT_CONFIG_PATH
+    if not Path(target).exists():
+        raise ConfigurationError(f"configuration file {target} does not exist")
+    from core.config import check_production_safety
+
+    loaded = load_settings(target)
+    problems = check_production_safety(loaded)
+    if problems:
+        raise ConfigurationError("unsafe for production: " + "; ".join(problems))
+    typer.echo(f"{target}: valid ({loaded.instance.environment}, database {loaded.database_url.split(':')[0]}, "
+               f"keys {loaded.keys.backend})")
+
+
+# -- database --------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration (as the schema owner: [database] admin_url when set)."""
+    from api.platform import MIGRATION_LOCATIONS
+    from core.keys.factory import open_secret_store
+
+    current = settings()
+    password_name = current.database.password_secret
+    password = open_secret_store(current).get(password_name) if password_name else None
+    engine = build_engine(current.database_admin_url, password=password)
+    try:
+        pending = pending_migrations(engine, MIGRATION_LOCATIONS)
+        migrate(engine, MIGRATION_LOCATIONS)
+    finally:
+        engine.dispose()
+    typer.echo(f"applied {len(pending)} migration(s)" if pending else "schema is current")
+
+
+@db_app.command("grant-app-role")
+def db_grant_app_role(role: str = typer.Argument(..., help="PostgreSQL role the service connects as.")) -> None:
+    """PostgreSQL: let ROLE read and write every table, but only SELECT and INSERT on the audit log."""
+    from core.store.roles import grant_application_role
+
+    current = settings()
+    engine = build_engine(current.database_admin_url)
+    try:
+        grant_application_role(engine, role)
+    finally:
+        engine.dispose()
+    typer.echo(f"granted application privileges to {role}; audit_records is append-only for it")
+
+
+# -- audit ----------------------------------------------------------------------------------------
+
+
+@audit_app.command("verify")
+def audit_verify(
+    anchor: list[Path] = typer.Option([], "--anchor", help="A checkpoint (JSON line from the logs) to check too."),
+) -> None:
+    """Verify the hash chain and every signed checkpoint; exit 0 when intact, 1 naming the first bad record."""
+    anchors = [_read_anchor(p) for p in anchor]
+    platform = open_platform(settings(), alerts_enabled=False)
+    try:
+        with platform.transaction() as session:
+            report = platform.require_audit().verify(session, anchors)
+    finally:
+        platform.close()
+    typer.echo(f"audit chain intact: {report.records} records, head {report.head_sequence} "
+               f"({report.head_hash[:16]}...), {report.checkpoints} signed checkpoints verified")
+
+
+def _read_anchor(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InvalidInput(f"{path}: not a checkpoint JSON document") from e
+    if isinstance(document, dict) and "audit_checkpoint" in document:
+        document = document["audit_checkpoint"]
+    if not isinstance(document, dict) or "canonical" not in document or "signature" not in document:
+        raise InvalidInput(f"{path}: not a checkpoint JSON document")
+    return document
+
+
+@audit_app.command("export")
+def audit_export(
+    since: dt.datetime | None = typer.Option(None, help="Only records at or after this time (UTC if no zone)."),
+    until: dt.datetime | None = typer.Option(None, help="Only records before this time."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="File to write (default stdout)."),
+) -> None:
+    """Write audit records as JSON lines."""
+    platform = open_platform(settings(), alerts_enabled=False)
+    try:
+        out = output.open("w", encoding="utf-8") if output else sys.stdout
+        count = 0
+        with platform.transaction() as session:
+            for line in platform.require_audit().export(session, since=_utc(since), until=_utc(until)):
+                out.write(line + "\n")
+                count += 1
+        if output:
+            out.close()
+            typer.echo(f"exported {count} records to {output}", err=True)
+    finally:
+        platform.close()
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Write a signed checkpoint at the current head now."""
+    platform = open_platform(settings(), alerts_enabled=False)
+    try:
+        with platform.transaction() as session:
+            checkpoint = platform.require_audit().checkpoint(session)
+    finally:
+        platform.close()
+    if checkpoint is None:
+        typer.echo("the newest checkpoint already covers the head")
+    else:
+        typer.echo(json.dumps(checkpoint.to_json(), ensure_ascii=False))
+
+
+@audit_app.command("prune")
+def audit_prune() -> None:
+    """Export records older than the retention period to a signed segment file, then delete them."""
+    from core.store import session_factory, transaction
+
+    current = settings()
+    platform = open_platform(current, alerts_enabled=False)
+    engine = platform.admin_engine()
+    try:
+        with transaction(session_factory(engine)) as session:
+            segment = platform.require_audit().prune(session, retention_days=current.audit.retention_days,
+                                                     export_dir=current.audit_export_dir)
+    finally:
+        if engine is not platform.engine:
+            engine.dispose()
+        platform.close()
+    if segment is None:
+        typer.echo(f"nothing older than {current.audit.retention_days} days")
+    else:
+        typer.echo(f"pruned records {segment['first_sequence']}-{segment['last_sequence']} "
+                   f"after exporting them to {current.audit_export_dir / segment['file']}")
+
+
+def _utc(moment: dt.datetime | None) -> dt.datetime | None:
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+# -- tokens and keys --------------------------------------------------------------------------------
+
+
+@token_app.command("create")
+def token_create(
+    name: str = typer.Argument(..., help="A unique name for the token."),
+    permissions: str = typer.Option(..., "--permissions", "-p", help="Space-separated permissions, or '*'."),
+    output: Path = typer.Option(..., "--output", "-o", help="File to write the token to (mode 0600)."),
+) -> None:
+    """Create an API token and write it to a 0600 file (never to the terminal)."""
+    from core.secrets import write_private_file
+
+    platform = open_platform(settings(), alerts_enabled=False)
+    try:
+        token = create_api_token(platform, name, permissions, actor=f"cli:{os.environ.get('USER', 'root')}")
+    finally:
+        platform.close()
+    write_private_file(output, token.encode() + b"\n")
+    typer.echo(f"token {name!r} written to {output}")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List the keys in the key store with their fingerprints."""
+    platform = open_platform(settings(), alerts_enabled=False)
+    try:
+        for info in platform.keystore.list_keys():
+            typer.echo(f"{info.key_id}\t{info.label}\t{info.algorithm.value}\t{isoformat_utc(info.created_at)}\t"
+                       f"{info.fingerprint}")
+    finally:
+        platform.close()
+
+
+# -- entry point ----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    """Run the CLI; expected errors become one line on stderr and a non-zero exit code."""
+    # Everything Hengxin writes (database, keys, exports) is private to its user.
+    os.umask(0o077)
+    try:
+        app(prog_name="hengxin")
+    except HengxinError as e:
+        logging.getLogger("hengxin.cli").debug("command failed", exc_info=True)
+        sequence = e.extra.get("sequence")
+        suffix = f" (first bad sequence number: {sequence})" if sequence is not None else ""
+        print(f"hengxin: error: {e.detail}{suffix} [{e.code}]", file=sys.stderr)
+        sys.exit(EXIT_CODES.get(e.category, 1))
+    except KeyboardInterrupt:
+        print("hengxin: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
