@@ -268,6 +268,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> Response:
         mapped: HengxinError
+        if isinstance(error.__cause__, HengxinError):
+            # Raised while FastAPI read the body (the body size limit): report the real cause.
+            return render(request, error.__cause__)
         if error.status_code == 404:
             mapped = RouteNotFound(f"no resource at {request.url.path}")
         elif error.status_code == 405:

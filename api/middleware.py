@@ -99,7 +99,8 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode()))
+                if not any(key.lower() == b"x-request-id" for key, _ in headers):
+                    headers.append((b"x-request-id", request_id.encode()))
                 message["headers"] = headers
             await send(message)
 
@@ -158,7 +159,10 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _BodyLimitExceeded()
+                    # FastAPI wraps errors raised while it reads a body in a 400; the
+                    # problem handler unwraps this one (see api/errors.py).
+                    raise BodyTooLarge(f"the body exceeds {limit} bytes", detail_zh=f"请求体超过 {limit} 字节",
+                                       limit=limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -169,15 +173,9 @@ class BodyLimitMiddleware:
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except _BodyLimitExceeded:
+        except BodyTooLarge as error:
             if not response_started:
-                await _send_problem(scope, send, BodyTooLarge(
-                    f"the body exceeds {limit} bytes", detail_zh=f"请求体超过 {limit} 字节", limit=limit),
-                    self.default_language, {"Connection": "close"})
-
-
-class _BodyLimitExceeded(Exception):
-    pass
+                await _send_problem(scope, send, error, self.default_language, {"Connection": "close"})
 
 
 class RateLimitMiddleware:

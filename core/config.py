@@ -79,6 +79,18 @@ class ServerSettings(Section):
     )
     request_timeout_seconds: float = Field(60.0, gt=0, description="Longest time a request may take.")
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as e:
+                raise ValueError(f"{entry!r} is not an IP address or network") from e
+        return value
+
 
 class DatabaseSettings(Section):
     url: str = Field(

@@ -1,0 +1,161 @@
+"""The `hengxin` command as an operator runs it: one readable line per error, meaningful exit codes."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.secret_scan import find_private_keys, find_strings
+
+HENGXIN = str(Path(sys.executable).parent / "hengxin")
+
+
+def run(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "HENGXIN_KEYS__SCRYPT_LOG2_N": "14", **(env or {})}
+    return subprocess.run([HENGXIN, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Path:
+    result = run("--config", "var/hengxin.toml", "init", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    return tmp_path
+
+
+def test_init_creates_a_private_instance_with_no_clear_keys(instance: Path) -> None:
+    var = instance / "var"
+    token_file = var / "secrets" / "admin-token"
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    assert (var / "hengxin.db").stat().st_mode & 0o077 == 0
+    assert find_private_keys(var) == []
+    # The token and passphrase live only in their 0600 files.
+    token = token_file.read_bytes().strip()
+    passphrase = (var / "secrets" / "master-passphrase").read_bytes().strip()
+    others = [p for p in var.rglob("*") if p.is_file() and p.parent.name != "secrets"]
+    for path in others:
+        blob = path.read_bytes()
+        assert token not in blob and passphrase not in blob, path
+    assert find_strings(var / "keys", [passphrase]) == []
+
+
+def test_init_is_idempotent(instance: Path) -> None:
+    again = run("--config", "var/hengxin.toml", "init", "--if-needed", cwd=instance)
+    assert again.returncode == 0
+    assert "already initialised" in again.stdout
+
+
+def test_wrong_master_passphrase_gives_one_line_and_exit_78(instance: Path) -> None:
+    (instance / "var" / "secrets" / "master-passphrase").write_text("not the passphrase")
+    result = run("--config", "var/hengxin.toml", "audit", "verify", cwd=instance)
+    assert result.returncode == 78
+    lines = result.stderr.strip().splitlines()
+    assert lines == ["hengxin: error: the master passphrase does not open the key store [keys.wrong_passphrase]"]
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_insecure_secret_file_is_refused(instance: Path) -> None:
+    (instance / "var" / "secrets" / "master-passphrase").chmod(0o644)
+    result = run("--config", "var/hengxin.toml", "keys", "list", cwd=instance)
+    assert result.returncode == 78
+    assert "[secrets.insecure_file]" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_config_key_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "hengxin.toml"
+    config.write_text("[server]\nprot = 8000\n")
+    result = run("--config", str(config), "config", "check", cwd=tmp_path)
+    assert result.returncode == 78
+    assert "unknown configuration key 'server.prot'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_config_sample_passes_config_check(tmp_path: Path) -> None:
+    sample = run("config", "sample", cwd=tmp_path)
+    assert sample.returncode == 0
+    (tmp_path / "sample.toml").write_text(sample.stdout)
+    check = run("config", "check", str(tmp_path / "sample.toml"), cwd=tmp_path)
+    assert check.returncode == 0, check.stderr
+    assert "valid" in check.stdout
+
+
+def test_audit_verify_exit_codes(instance: Path) -> None:
+    ok = run("--config", "var/hengxin.toml", "audit", "verify", cwd=instance)
+    assert ok.returncode == 0, ok.stderr
+    assert "audit chain intact" in ok.stdout
+    engine = create_engine(f"sqlite:///{instance / 'var' / 'hengxin.db'}")
+    with engine.begin() as connection:
+        connection.execute(text("DROP TRIGGER audit_records_no_update"))
+        connection.execute(text("UPDATE audit_records SET target = 'forged' WHERE sequence = 1"))
+    engine.dispose()
+    broken = run("--config", "var/hengxin.toml", "audit", "verify", cwd=instance)
+    assert broken.returncode == 1
+    assert "first bad sequence number: 1" in broken.stderr
+    assert "[audit.chain_broken]" in broken.stderr
+
+
+def test_audit_verify_with_a_checkpoint_from_the_logs(instance: Path) -> None:
+    checkpoint = run("--config", "var/hengxin.toml", "audit", "checkpoint", cwd=instance)
+    assert checkpoint.returncode == 0
+    anchor = instance / "anchor.json"
+    anchor.write_text(checkpoint.stdout)
+    ok = run("--config", "var/hengxin.toml", "audit", "verify", "--anchor", str(anchor), cwd=instance)
+    assert ok.returncode == 0, ok.stderr
+    garbage = instance / "garbage.json"
+    garbage.write_text("{not json")
+    bad = run("--config", "var/hengxin.toml", "audit", "verify", "--anchor", str(garbage), cwd=instance)
+    assert bad.returncode == 1 and "[request.invalid]" in bad.stderr
+
+
+def test_audit_export_writes_json_lines(instance: Path) -> None:
+    out = instance / "export.jsonl"
+    result = run("--config", "var/hengxin.toml", "audit", "export", "--since", "2000-01-01", "-o", str(out),
+                 cwd=instance)
+    assert result.returncode == 0, result.stderr
+    import json
+
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["record"]["sequence"] for line in lines] == list(range(1, len(lines) + 1))
+    assert lines[0]["record"]["action"] == "token.create"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_answers_health_and_authenticated_requests(instance: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "HENGXIN_KEYS__SCRYPT_LOG2_N": "14", "HENGXIN_SERVER__PORT": str(port)}
+    process = subprocess.Popen([HENGXIN, "--config", "var/hengxin.toml", "serve"], cwd=instance, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            assert time.monotonic() < deadline, "hengxin serve did not answer /healthz within 90 s"
+            time.sleep(0.2)
+        token = (instance / "var" / "secrets" / "admin-token").read_text().strip()
+        records = httpx.get(f"http://127.0.0.1:{port}/api/v1/audit", headers={"Authorization": f"Bearer {token}"})
+        assert records.status_code == 200 and records.json()["items"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    # uvicorn shuts down gracefully, then re-raises SIGTERM so the service manager sees why it stopped.
+    assert process.returncode in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in output
+    assert token not in output
+    assert "Traceback" not in output
