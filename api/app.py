@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import FastAPI
 
@@ -60,7 +59,10 @@ def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.default_language = settings.i18n.default_language
     install_error_handlers(app)
-    routers = [health.router, audit.router, tokens.router, *(factory() for factory in ROUTER_FACTORIES)]
+    from api.components import components
+
+    domain_routers = [module.router() for module in components() if hasattr(module, "router")]
+    routers = [health.router, audit.router, tokens.router, *domain_routers]
     for router in routers:
         app.include_router(router)
     # Kept for the route audit (tests/integration/api): every route is public or declares a permission.
@@ -76,10 +78,6 @@ def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
     app.add_middleware(TimeoutMiddleware, seconds=settings.server.request_timeout_seconds, default_language=language)
     app.add_middleware(RequestContextMiddleware, proxies=TrustedProxies(settings.server.trusted_proxies))
     return app
-
-
-# Domain routers, registered by the composition root as the packages land.
-ROUTER_FACTORIES: list[Any] = []
 
 
 async def _checkpoint_loop(platform: Platform) -> None:

@@ -164,7 +164,7 @@ def config_check(path: Path | None = typer.Argument(None, help="File to check (d
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration (as the schema owner: [database] admin_url when set)."""
-    from api.platform import MIGRATION_LOCATIONS
+    from api.platform import migration_locations
     from core.keys.factory import open_secret_store
 
     current = settings()
@@ -172,8 +172,8 @@ def db_upgrade() -> None:
     password = open_secret_store(current).get(password_name) if password_name else None
     engine = build_engine(current.database_admin_url, password=password)
     try:
-        pending = pending_migrations(engine, MIGRATION_LOCATIONS)
-        migrate(engine, MIGRATION_LOCATIONS)
+        pending = pending_migrations(engine, migration_locations())
+        migrate(engine, migration_locations())
     finally:
         engine.dispose()
     typer.echo(f"applied {len(pending)} migration(s)" if pending else "schema is current")
@@ -321,6 +321,20 @@ def keys_list() -> None:
                        f"{info.fingerprint}")
     finally:
         platform.close()
+
+
+# -- domain command groups ------------------------------------------------------------------------
+
+
+def _register_domain_commands() -> None:
+    from api.components import components
+
+    for module in components():
+        if hasattr(module, "cli"):
+            app.add_typer(module.cli, name=module.CLI_NAME)
+
+
+_register_domain_commands()
 
 
 # -- entry point ----------------------------------------------------------------------------------

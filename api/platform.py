@@ -32,10 +32,13 @@ from core.store.models import APITokenRow, PlatformKeyRow
 
 log = logging.getLogger("hengxin.platform")
 
-# Alembic folders of the domain packages, in addition to core's own.
-MIGRATION_LOCATIONS: list[Path] = []
+def migration_locations() -> list[Path]:
+    """Alembic folders of the domain packages, in addition to core's own."""
+    from api.components import components
 
-ADMIN_TOKEN_SECRET = "admin-token"
+    return [module.MIGRATIONS for module in components() if hasattr(module, "MIGRATIONS")]
+
+ADMIN_TOKEN_SECRET = "admin-token"  # noqa: S105 - the name of a secret, not a secret
 SYSTEM_ACTOR = "system"
 
 
@@ -81,11 +84,13 @@ class Platform:
         self.engine.dispose()
 
 
-# Hooks run by `hengxin init` after the core is ready, e.g. the CA creating its hierarchy.
 InitHook = Callable[[Platform, dict[str, Any]], dict[str, Any]]
-INIT_HOOKS: list[InitHook] = []
-# Hooks run when a platform is opened, to build and register domain services.
-OPEN_HOOKS: list[Callable[[Platform], None]] = []
+
+
+def _hooks(name: str) -> list[Any]:
+    from api.components import components
+
+    return [getattr(module, name) for module in components() if hasattr(module, name)]
 
 
 def _engine(settings: Settings, secrets: SecretStore) -> Engine:
@@ -105,8 +110,8 @@ def open_platform(settings: Settings, *, clock: Clock = utc_now, apply_migration
     keystore = open_keystore(settings, secrets)
     engine = _engine(settings, secrets)
     if apply_migrations:
-        migrate(engine, MIGRATION_LOCATIONS)
-    elif pending_migrations(engine, MIGRATION_LOCATIONS):
+        migrate(engine, migration_locations())
+    elif pending_migrations(engine, migration_locations()):
         raise ConfigurationError("the database schema is not current: run `hengxin db upgrade` (or `hengxin init`)")
     alerts = AlertChannel(
         instance=settings.instance.name,
@@ -128,7 +133,7 @@ def open_platform(settings: Settings, *, clock: Clock = utc_now, apply_migration
             checkpoint_minutes=settings.audit.checkpoint_minutes,
             clock=clock,
         )
-        for hook in OPEN_HOOKS:
+        for hook in _hooks("open_hook"):
             hook(platform)
     return platform
 
@@ -205,7 +210,7 @@ def initialise(settings: Settings, *, clock: Clock = utc_now) -> InitResult:
             reference = platform.secrets.reference(ADMIN_TOKEN_SECRET)
             token_file = reference
         details: dict[str, Any] = {}
-        for hook in INIT_HOOKS:
+        for hook in _hooks("init_hook"):
             details.update(hook(platform, details))
         if created:
             with platform.transaction() as session:
