@@ -70,11 +70,19 @@ def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
 
     language = settings.i18n.default_language
     # Outermost first at runtime: context (request id) -> timeout -> rate limit -> body limit -> app.
-    app.add_middleware(BodyLimitMiddleware, limit=settings.server.max_body_bytes,
-                       upload_limit=settings.server.upload_max_body_bytes, upload_prefixes=UPLOAD_PREFIXES,
-                       default_language=language)
-    app.add_middleware(RateLimitMiddleware, per_minute=settings.server.rate_limit_per_minute,
-                       burst=settings.server.rate_limit_burst, default_language=language)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=settings.server.max_body_bytes,
+        upload_limit=settings.server.upload_max_body_bytes,
+        upload_prefixes=UPLOAD_PREFIXES,
+        default_language=language,
+    )
+    app.add_middleware(
+        RateLimitMiddleware,
+        per_minute=settings.server.rate_limit_per_minute,
+        burst=settings.server.rate_limit_burst,
+        default_language=language,
+    )
     app.add_middleware(TimeoutMiddleware, seconds=settings.server.request_timeout_seconds, default_language=language)
     app.add_middleware(RequestContextMiddleware, proxies=TrustedProxies(settings.server.trusted_proxies))
     return app

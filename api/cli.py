@@ -28,8 +28,13 @@ EXIT_CODES = {
     Category.UNAVAILABLE: 69,  # EX_UNAVAILABLE
 }
 
-app = typer.Typer(name="hengxin", help="Hengxin 恒信: unified trust platform.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    name="hengxin",
+    help="Hengxin 恒信: unified trust platform.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 config_app = typer.Typer(help="Show and check configuration.", no_args_is_help=True)
 audit_app = typer.Typer(help="Verify and export the audit log.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -56,8 +61,9 @@ def _config_option(value: Path | None) -> None:
 
 @app.callback()
 def _root(
-    config: Path | None = typer.Option(None, "--config", "-c", envvar=CONFIG_ENV,
-                                       help=f"Configuration file (default {DEFAULT_CONFIG_PATH})."),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", envvar=CONFIG_ENV, help=f"Configuration file (default {DEFAULT_CONFIG_PATH})."
+    ),
     log_level: str = typer.Option("WARNING", "--log-level", help="Log level for this command."),
 ) -> None:
     _state["config"] = config
@@ -98,8 +104,10 @@ def init(
     for key, value in result.details.items():
         typer.echo(f"{key}: {value}")
     if result.admin_token_file is not None:
-        typer.echo(f"administrator API token written to {result.admin_token_file} (mode 0600); "
-                   "use it as 'Authorization: Bearer <token>'")
+        typer.echo(
+            f"administrator API token written to {result.admin_token_file} (mode 0600); "
+            "use it as 'Authorization: Bearer <token>'"
+        )
 
 
 @app.command()
@@ -125,8 +133,16 @@ def serve(
     print(f"Hengxin serving on http://{bind_host}:{bind_port}  (API docs: /docs)", flush=True)
     if token_file.exists():
         print(f"administrator API token: {token_file} (mode 0600)", flush=True)
-    config = uvicorn.Config(application, host=bind_host, port=bind_port, log_config=None, access_log=False,
-                            proxy_headers=False, server_header=False, timeout_graceful_shutdown=10)
+    config = uvicorn.Config(
+        application,
+        host=bind_host,
+        port=bind_port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
     try:
         uvicorn.Server(config).run()
     finally:
@@ -154,8 +170,10 @@ def config_check(path: Path | None = typer.Argument(None, help="File to check (d
     problems = check_production_safety(loaded)
     if problems:
         raise ConfigurationError("unsafe for production: " + "; ".join(problems))
-    typer.echo(f"{target}: valid ({loaded.instance.environment}, database {loaded.database_url.split(':')[0]}, "
-               f"keys {loaded.keys.backend})")
+    typer.echo(
+        f"{target}: valid ({loaded.instance.environment}, database {loaded.database_url.split(':')[0]}, "
+        f"keys {loaded.keys.backend})"
+    )
 
 
 # -- database --------------------------------------------------------------------------------------
@@ -208,8 +226,10 @@ def audit_verify(
             report = platform.require_audit().verify(session, anchors)
     finally:
         platform.close()
-    typer.echo(f"audit chain intact: {report.records} records, head {report.head_sequence} "
-               f"({report.head_hash[:16]}...), {report.checkpoints} signed checkpoints verified")
+    typer.echo(
+        f"audit chain intact: {report.records} records, head {report.head_sequence} "
+        f"({report.head_hash[:16]}...), {report.checkpoints} signed checkpoints verified"
+    )
 
 
 def _read_anchor(path: Path) -> dict[str, Any]:
@@ -271,8 +291,9 @@ def audit_prune() -> None:
     engine = platform.admin_engine()
     try:
         with transaction(session_factory(engine)) as session:
-            segment = platform.require_audit().prune(session, retention_days=current.audit.retention_days,
-                                                     export_dir=current.audit_export_dir)
+            segment = platform.require_audit().prune(
+                session, retention_days=current.audit.retention_days, export_dir=current.audit_export_dir
+            )
     finally:
         if engine is not platform.engine:
             engine.dispose()
@@ -280,8 +301,10 @@ def audit_prune() -> None:
     if segment is None:
         typer.echo(f"nothing older than {current.audit.retention_days} days")
     else:
-        typer.echo(f"pruned records {segment['first_sequence']}-{segment['last_sequence']} "
-                   f"after exporting them to {current.audit_export_dir / segment['file']}")
+        typer.echo(
+            f"pruned records {segment['first_sequence']}-{segment['last_sequence']} "
+            f"after exporting them to {current.audit_export_dir / segment['file']}"
+        )
 
 
 def _utc(moment: dt.datetime | None) -> dt.datetime | None:
@@ -317,8 +340,10 @@ def keys_list() -> None:
     platform = open_platform(settings(), alerts_enabled=False)
     try:
         for info in platform.keystore.list_keys():
-            typer.echo(f"{info.key_id}\t{info.label}\t{info.algorithm.value}\t{isoformat_utc(info.created_at)}\t"
-                       f"{info.fingerprint}")
+            typer.echo(
+                f"{info.key_id}\t{info.label}\t{info.algorithm.value}\t{isoformat_utc(info.created_at)}\t"
+                f"{info.fingerprint}"
+            )
     finally:
         platform.close()
 

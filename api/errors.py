@@ -250,8 +250,9 @@ def install_error_handlers(app: FastAPI) -> None:
         problems = []
         for item in error.errors():
             if item.get("type") == "json_invalid":
-                return render(request, MalformedJSON("the request body is not valid JSON",
-                                                     detail_zh="请求体不是有效的 JSON"))
+                return render(
+                    request, MalformedJSON("the request body is not valid JSON", detail_zh="请求体不是有效的 JSON")
+                )
             problems.append(
                 {
                     "location": ".".join(str(p) for p in item.get("loc", ())),

@@ -38,12 +38,14 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def _send_problem(scope: Scope, send: Send, error: HengxinError, default_language: str,
-                        headers: dict[str, str] | None = None) -> None:
+async def _send_problem(
+    scope: Scope, send: Send, error: HengxinError, default_language: str, headers: dict[str, str] | None = None
+) -> None:
     request_id = scope.get("state", {}).get("request_id", "-")
     language = choose_language(_header(scope, b"accept-language"), default_language)
-    response = problem_response(error, language=language, request_id=request_id, instance=scope.get("path", ""),
-                                headers=headers)
+    response = problem_response(
+        error, language=language, request_id=request_id, instance=scope.get("path", ""), headers=headers
+    )
 
     async def _no_body() -> Message:
         return {"type": "http.disconnect"}
@@ -123,8 +125,9 @@ class RequestContextMiddleware:
 class BodyLimitMiddleware:
     """Refuse bodies larger than the limit (by Content-Length, or while streaming) with 413."""
 
-    def __init__(self, app: ASGIApp, limit: int, upload_limit: int, upload_prefixes: tuple[str, ...],
-                 default_language: str) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int, upload_limit: int, upload_prefixes: tuple[str, ...], default_language: str
+    ) -> None:
         self.app = app
         self.limit = limit
         self.upload_limit = upload_limit
@@ -146,9 +149,13 @@ class BodyLimitMiddleware:
             except ValueError:
                 too_large = False
             if too_large:
-                await _send_problem(scope, send, BodyTooLarge(
-                    f"the body exceeds {limit} bytes", detail_zh=f"请求体超过 {limit} 字节", limit=limit),
-                    self.default_language, {"Connection": "close"})
+                await _send_problem(
+                    scope,
+                    send,
+                    BodyTooLarge(f"the body exceeds {limit} bytes", detail_zh=f"请求体超过 {limit} 字节", limit=limit),
+                    self.default_language,
+                    {"Connection": "close"},
+                )
                 return
         received = 0
         response_started = False
@@ -161,8 +168,9 @@ class BodyLimitMiddleware:
                 if received > limit:
                     # FastAPI wraps errors raised while it reads a body in a 400; the
                     # problem handler unwraps this one (see api/errors.py).
-                    raise BodyTooLarge(f"the body exceeds {limit} bytes", detail_zh=f"请求体超过 {limit} 字节",
-                                       limit=limit)
+                    raise BodyTooLarge(
+                        f"the body exceeds {limit} bytes", detail_zh=f"请求体超过 {limit} 字节", limit=limit
+                    )
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -217,9 +225,17 @@ class RateLimitMiddleware:
         wait = self._take(client)
         if wait > 0:
             retry = max(1, int(wait + 0.999))
-            await _send_problem(scope, send, RateLimited(
-                f"too many requests from {client}; retry in {retry} s", detail_zh=f"请求过于频繁，请 {retry} 秒后重试",
-                retry_after=retry), self.default_language, {"Retry-After": str(retry)})
+            await _send_problem(
+                scope,
+                send,
+                RateLimited(
+                    f"too many requests from {client}; retry in {retry} s",
+                    detail_zh=f"请求过于频繁，请 {retry} 秒后重试",
+                    retry_after=retry,
+                ),
+                self.default_language,
+                {"Retry-After": str(retry)},
+            )
             return
         await self.app(scope, receive, send)
 
@@ -247,8 +263,14 @@ class TimeoutMiddleware:
         try:
             await asyncio.wait_for(self.app(scope, receive, tracking_send), timeout=self.seconds)
         except TimeoutError:
-            log.warning("request timed out", extra={"path": scope.get("path"),
-                                                    "request_id": scope.get("state", {}).get("request_id")})
+            log.warning(
+                "request timed out",
+                extra={"path": scope.get("path"), "request_id": scope.get("state", {}).get("request_id")},
+            )
             if not started:
-                await _send_problem(scope, send, RequestTimeout(
-                    f"the request did not finish within {self.seconds:g} s"), self.default_language)
+                await _send_problem(
+                    scope,
+                    send,
+                    RequestTimeout(f"the request did not finish within {self.seconds:g} s"),
+                    self.default_language,
+                )

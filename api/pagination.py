@@ -49,8 +49,9 @@ def decode_cursor(cursor: str) -> Any:
         padded = cursor + "=" * (-len(cursor) % 4)
         return json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("the cursor is not valid; use next_cursor from a previous page",
-                           detail_zh="分页游标无效") from None
+        raise InvalidInput(
+            "the cursor is not valid; use next_cursor from a previous page", detail_zh="分页游标无效"
+        ) from None
 
 
 def page_of(items: list[T], limit: int, key_of: Any) -> Page[T]:

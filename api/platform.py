@@ -32,11 +32,13 @@ from core.store.models import APITokenRow, PlatformKeyRow
 
 log = logging.getLogger("hengxin.platform")
 
+
 def migration_locations() -> list[Path]:
     """Alembic folders of the domain packages, in addition to core's own."""
     from api.components import components
 
     return [module.MIGRATIONS for module in components() if hasattr(module, "MIGRATIONS")]
+
 
 ADMIN_TOKEN_SECRET = "admin-token"  # noqa: S105 - the name of a secret, not a secret
 SYSTEM_ACTOR = "system"
@@ -96,12 +98,14 @@ def _hooks(name: str) -> list[Any]:
 def _engine(settings: Settings, secrets: SecretStore) -> Engine:
     name = settings.database.password_secret
     password = secrets.get(name) if name else None
-    return build_engine(settings.database_url, pool_size=settings.database.pool_size, echo=settings.database.echo,
-                        password=password)
+    return build_engine(
+        settings.database_url, pool_size=settings.database.pool_size, echo=settings.database.echo, password=password
+    )
 
 
-def open_platform(settings: Settings, *, clock: Clock = utc_now, apply_migrations: bool = False,
-                  alerts_enabled: bool = True) -> Platform:
+def open_platform(
+    settings: Settings, *, clock: Clock = utc_now, apply_migrations: bool = False, alerts_enabled: bool = True
+) -> Platform:
     """Build the platform.  Raises ConfigurationError when it is not initialised or unsafe."""
     problems = check_production_safety(settings)
     if problems:
@@ -161,11 +165,23 @@ def create_api_token(platform: Platform, name: str, permissions: str, *, actor: 
     token = new_token()
     try:
         with platform.transaction() as session:
-            session.add(APITokenRow(name=name, token_hash=hash_token(token), permissions=permissions,
-                                    created_at=platform.clock(), revoked=False))
+            session.add(
+                APITokenRow(
+                    name=name,
+                    token_hash=hash_token(token),
+                    permissions=permissions,
+                    created_at=platform.clock(),
+                    revoked=False,
+                )
+            )
             session.flush()
-            platform.require_audit().append(session, actor=actor, action="token.create", target=f"token:{name}",
-                                            details={"permissions": permissions})
+            platform.require_audit().append(
+                session,
+                actor=actor,
+                action="token.create",
+                target=f"token:{name}",
+                details={"permissions": permissions},
+            )
     except IntegrityError:
         raise DuplicateToken(f"a token named {name!r} exists", detail_zh=f"令牌 {name!r} 已存在") from None
     return token
@@ -214,8 +230,13 @@ def initialise(settings: Settings, *, clock: Clock = utc_now) -> InitResult:
             details.update(hook(platform, details))
         if created:
             with platform.transaction() as session:
-                audit.append(session, actor=SYSTEM_ACTOR, action="platform.initialise", target=settings.instance.name,
-                             details={"key_backend": settings.keys.backend})
+                audit.append(
+                    session,
+                    actor=SYSTEM_ACTOR,
+                    action="platform.initialise",
+                    target=settings.instance.name,
+                    details={"key_backend": settings.keys.backend},
+                )
         fingerprint = platform.keystore.info(audit.key_id).fingerprint
         return InitResult(created, settings.data_dir, token_file, fingerprint, details)
     except HengxinError:

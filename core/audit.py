@@ -175,7 +175,9 @@ class AuditLog:
     def head(session: Session) -> tuple[int, str]:
         """(sequence, hash) of the newest record, or of the last pruned one, or (0, genesis)."""
         row = session.execute(
-            select(AuditRecordRow.sequence, AuditRecordRow.record_hash).order_by(AuditRecordRow.sequence.desc()).limit(1)
+            select(AuditRecordRow.sequence, AuditRecordRow.record_hash)
+            .order_by(AuditRecordRow.sequence.desc())
+            .limit(1)
         ).first()
         if row is not None:
             return int(row[0]), str(row[1])
@@ -251,7 +253,9 @@ class AuditLog:
         sequence, head_hash = self.head(session)
         if sequence == 0:
             return None
-        last = session.execute(select(AuditCheckpointRow.sequence).order_by(AuditCheckpointRow.id.desc()).limit(1)).first()
+        last = session.execute(
+            select(AuditCheckpointRow.sequence).order_by(AuditCheckpointRow.id.desc()).limit(1)
+        ).first()
         if last is not None and last[0] >= sequence:
             return None
         return self._write_checkpoint(session, sequence, head_hash)
@@ -323,9 +327,7 @@ class AuditLog:
         """JSON lines: every record (with its canonical text) from ``since``, in order."""
         after = 0
         while True:
-            batch = session.scalars(
-                self._export_query(since, until, after).limit(1000)
-            ).all()
+            batch = session.scalars(self._export_query(since, until, after).limit(1000)).all()
             if not batch:
                 return
             for row in batch:
@@ -389,7 +391,10 @@ class AuditLog:
         after = start_sequence
         while True:
             batch = session.scalars(
-                select(AuditRecordRow).where(AuditRecordRow.sequence > after).order_by(AuditRecordRow.sequence).limit(2000)
+                select(AuditRecordRow)
+                .where(AuditRecordRow.sequence > after)
+                .order_by(AuditRecordRow.sequence)
+                .limit(2000)
             ).all()
             if not batch:
                 break
@@ -419,9 +424,7 @@ class AuditLog:
                     sequence=head + 1,
                 )
             if hashes_at.get(sequence) != document["head_hash"]:
-                raise AuditChainBroken(
-                    f"audit record {sequence} differs from the signed checkpoint", sequence=sequence
-                )
+                raise AuditChainBroken(f"audit record {sequence} differs from the signed checkpoint", sequence=sequence)
         return VerifyReport(count, first, head, previous, len(documents))
 
     @staticmethod
@@ -448,9 +451,7 @@ class AuditLog:
         if hashlib.sha256(row.canonical.encode("utf-8")).hexdigest() != row.record_hash:
             raise AuditChainBroken(f"audit record {sequence} does not match its hash", sequence=sequence)
         if row.previous_hash != previous:
-            raise AuditChainBroken(
-                f"audit record {sequence} does not follow record {sequence - 1}", sequence=sequence
-            )
+            raise AuditChainBroken(f"audit record {sequence} does not follow record {sequence - 1}", sequence=sequence)
 
     # -- retention ------------------------------------------------------------------------
 
@@ -467,7 +468,10 @@ class AuditLog:
         self.verify(admin_session)
         cutoff = self.clock() - dt.timedelta(days=retention_days)
         last = admin_session.execute(
-            select(AuditRecordRow.sequence).where(AuditRecordRow.recorded_at < cutoff).order_by(AuditRecordRow.sequence.desc()).limit(1)
+            select(AuditRecordRow.sequence)
+            .where(AuditRecordRow.recorded_at < cutoff)
+            .order_by(AuditRecordRow.sequence.desc())
+            .limit(1)
         ).scalar_one_or_none()
         if last is None:
             return None
@@ -513,11 +517,15 @@ class AuditLog:
         dialect = admin_session.get_bind().dialect.name
         if dialect == "postgresql":
             admin_session.execute(text("ALTER TABLE audit_records DISABLE TRIGGER audit_records_no_delete"))
-            admin_session.execute(text("DELETE FROM audit_records WHERE sequence <= :last"), {"last": last_row.sequence})
+            admin_session.execute(
+                text("DELETE FROM audit_records WHERE sequence <= :last"), {"last": last_row.sequence}
+            )
             admin_session.execute(text("ALTER TABLE audit_records ENABLE TRIGGER audit_records_no_delete"))
         else:
             admin_session.execute(text("DROP TRIGGER audit_records_no_delete"))
-            admin_session.execute(text("DELETE FROM audit_records WHERE sequence <= :last"), {"last": last_row.sequence})
+            admin_session.execute(
+                text("DELETE FROM audit_records WHERE sequence <= :last"), {"last": last_row.sequence}
+            )
             admin_session.execute(
                 text(
                     "CREATE TRIGGER audit_records_no_delete BEFORE DELETE ON audit_records "
@@ -538,9 +546,7 @@ def _verify(public_key: Any, signature: bytes, data: bytes) -> None:
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
     if isinstance(public_key, ec.EllipticCurvePublicKey):
-        hash_algorithm = SignatureScheme(
-            "sha384" if public_key.curve.key_size == 384 else "sha256"
-        ).hash()
+        hash_algorithm = SignatureScheme("sha384" if public_key.curve.key_size == 384 else "sha256").hash()
         public_key.verify(signature, data, ec.ECDSA(hash_algorithm))
     elif isinstance(public_key, rsa.RSAPublicKey):
         public_key.verify(signature, data, padding.PKCS1v15(), SignatureScheme("sha256").hash())

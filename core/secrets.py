@@ -96,7 +96,9 @@ class FileSecretStore(SecretStore):
         try:
             value = read_private_file(path).decode("utf-8")
         except FileNotFoundError:
-            raise SecretNotFound(f"secret {name!r} is not in the secret store", detail_zh=f"机密 {name!r} 不存在") from None
+            raise SecretNotFound(
+                f"secret {name!r} is not in the secret store", detail_zh=f"机密 {name!r} 不存在"
+            ) from None
         except UnicodeDecodeError as e:
             raise SecretError(f"secret {name!r} is not UTF-8 text") from e
         return value.rstrip("\n")

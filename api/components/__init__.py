@@ -18,8 +18,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-COMPONENT_MODULES: list[str] = [
-]
+COMPONENT_MODULES: list[str] = []
 
 
 def components() -> list[ModuleType]:

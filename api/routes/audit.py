@@ -36,8 +36,12 @@ class VerifyOut(BaseModel):
     checkpoints: int
 
 
-@router.get("", dependencies=[require(Permission.AUDIT_READ)], response_model=Page[AuditRecordOut],
-            summary="List audit records, oldest first")
+@router.get(
+    "",
+    dependencies=[require(Permission.AUDIT_READ)],
+    response_model=Page[AuditRecordOut],
+    summary="List audit records, oldest first",
+)
 def list_audit(
     request: Request,
     page: PageParams = Depends(),
@@ -50,20 +54,36 @@ def list_audit(
     audit = platform.require_audit()
     after = int(page.after() or 0)
     with platform.transaction() as session:
-        records = audit.records(session, since=_aware(since), until=_aware(until), after_sequence=after,
-                                action=action, actor=actor, limit=page.limit + 1)
+        records = audit.records(
+            session,
+            since=_aware(since),
+            until=_aware(until),
+            after_sequence=after,
+            action=action,
+            actor=actor,
+            limit=page.limit + 1,
+        )
     items = [AuditRecordOut(**{**r.to_json(), "recorded_at": isoformat_utc(r.recorded_at)}) for r in records]
     return page_of(items, page.limit, lambda item: item.sequence)
 
 
-@router.post("/verify", dependencies=[require(Permission.AUDIT_VERIFY)], response_model=VerifyOut,
-             summary="Verify the whole chain and its signed checkpoints")
+@router.post(
+    "/verify",
+    dependencies=[require(Permission.AUDIT_VERIFY)],
+    response_model=VerifyOut,
+    summary="Verify the whole chain and its signed checkpoints",
+)
 def verify_audit(request: Request) -> VerifyOut:
     platform = platform_of(request)
     with platform.transaction() as session:
         report = platform.require_audit().verify(session)
-    return VerifyOut(intact=True, records=report.records, head_sequence=report.head_sequence,
-                     head_hash=report.head_hash, checkpoints=report.checkpoints)
+    return VerifyOut(
+        intact=True,
+        records=report.records,
+        head_sequence=report.head_sequence,
+        head_hash=report.head_hash,
+        checkpoints=report.checkpoints,
+    )
 
 
 def _aware(moment: dt.datetime | None) -> dt.datetime | None:

@@ -33,5 +33,6 @@ def readyz(request: Request) -> JSONResponse:
         except HengxinError as e:
             checks[name] = e.code
             ready = False
-    return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
-                        status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not_ready", "checks": checks}, status_code=200 if ready else 503
+    )

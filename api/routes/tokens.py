@@ -23,8 +23,13 @@ class TokenCreated(BaseModel):
     token: str = Field(..., description="Shown once; only its hash is stored.")
 
 
-@router.post("", status_code=201, dependencies=[require(Permission.TOKENS_MANAGE)], response_model=TokenCreated,
-             summary="Create an API token")
+@router.post(
+    "",
+    status_code=201,
+    dependencies=[require(Permission.TOKENS_MANAGE)],
+    response_model=TokenCreated,
+    summary="Create an API token",
+)
 def create_token(body: TokenCreate, request: Request) -> TokenCreated:
     known = {p.value for p in Permission} | {"*"}
     unknown = [p for p in body.permissions if p not in known]
