@@ -133,6 +133,69 @@ class KeySettings(Section):
         17, ge=14, le=22, description="scrypt cost as log2(N) for deriving the key-encryption key (r=8, p=1)."
     )
     default_algorithm: str = Field("ec-p256", description="Algorithm for keys created without an explicit choice.")
+    pkcs11_module: Path = Field(
+        Path("/usr/lib/softhsm/libsofthsm2.so"),
+        description="PKCS#11 backend: absolute path of the vendor's PKCS#11 module (SoftHSM2 by default).",
+    )
+    pkcs11_token_label: str = Field(
+        "hengxin", min_length=1, max_length=32, description="PKCS#11 backend: label of the token holding the keys."
+    )
+    pkcs11_pin_secret: str = Field(
+        "hsm-pin", description="PKCS#11 backend: name of the secret (in the secret store) holding the token's user PIN."
+    )
+    pkcs11_session_pool_size: int = Field(
+        4, ge=1, le=64, description="PKCS#11 backend: sessions kept open and reused (at most this many at once)."
+    )
+    pkcs11_session_wait_seconds: float = Field(
+        10.0, gt=0, description="PKCS#11 backend: how long a signature waits for a free session before failing."
+    )
+    pkcs11_serialize_calls: bool = Field(
+        True,
+        description="PKCS#11 backend: make one PKCS#11 call at a time in this process. The module is initialised "
+        "without locking arguments, so SoftHSM2 does no locking of its own; set false only for a module that its "
+        "vendor documents as thread-safe without them.",
+    )
+    vault_url: str = Field(
+        "https://127.0.0.1:8200",
+        description="Vault backend: base URL of Vault or OpenBao, without credentials (the token comes from "
+        "vault_token_file, vault_token_env or AppRole).",
+    )
+    vault_ca_file: OptionalPath = Field(
+        None, description="Vault backend: absolute path of the CA bundle for Vault's TLS certificate (empty: system)."
+    )
+    vault_auth: Literal["token", "approle"] = Field(
+        "token", description="Vault backend: log in with a token (file or environment variable) or with AppRole."
+    )
+    vault_token_file: OptionalPath = Field(
+        None, description="Vault backend, token auth: absolute path of a 0600 file holding the token."
+    )
+    vault_token_env: str = Field(
+        "", description="Vault backend, token auth: name of an environment variable holding the token (if no file)."
+    )
+    vault_approle_mount: str = Field("approle", description="Vault backend, AppRole auth: mount path of the method.")
+    vault_role_id_file: OptionalPath = Field(
+        None, description="Vault backend, AppRole auth: absolute path of a 0600 file holding the role_id."
+    )
+    vault_secret_id_file: OptionalPath = Field(
+        None, description="Vault backend, AppRole auth: absolute path of a 0600 file holding the secret_id."
+    )
+    vault_timeout_seconds: float = Field(10.0, gt=0, description="Vault backend: timeout of one request to Vault.")
+    vault_renew_before_seconds: int = Field(
+        300, ge=0, description="Vault backend: renew a renewable token when less than this many seconds remain."
+    )
+    vault_transit_mount: str = Field("transit", description="Vault backend: mount path of the Transit engine.")
+
+    @field_validator("pkcs11_module", "vault_ca_file", "vault_token_file", "vault_role_id_file", "vault_secret_id_file")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_absolute():
+            raise ValueError("must be an absolute path")
+        return value
+
+    @field_validator("vault_url")
+    @classmethod
+    def _vault_url(cls, value: str) -> str:
+        return _check_vault_url(value)
 
 
 class SecretSettings(Section):
@@ -140,6 +203,62 @@ class SecretSettings(Section):
     directory: OptionalPath = Field(
         None, description="File backend: one 0600 file per secret. Empty: data_dir/secrets."
     )
+    vault_url: str = Field(
+        "https://127.0.0.1:8200",
+        description="Vault backend: base URL of Vault or OpenBao, without credentials (the token comes from "
+        "vault_token_file, vault_token_env or AppRole).",
+    )
+    vault_ca_file: OptionalPath = Field(
+        None, description="Vault backend: absolute path of the CA bundle for Vault's TLS certificate (empty: system)."
+    )
+    vault_auth: Literal["token", "approle"] = Field(
+        "token", description="Vault backend: log in with a token (file or environment variable) or with AppRole."
+    )
+    vault_token_file: OptionalPath = Field(
+        None, description="Vault backend, token auth: absolute path of a 0600 file holding the token."
+    )
+    vault_token_env: str = Field(
+        "", description="Vault backend, token auth: name of an environment variable holding the token (if no file)."
+    )
+    vault_approle_mount: str = Field("approle", description="Vault backend, AppRole auth: mount path of the method.")
+    vault_role_id_file: OptionalPath = Field(
+        None, description="Vault backend, AppRole auth: absolute path of a 0600 file holding the role_id."
+    )
+    vault_secret_id_file: OptionalPath = Field(
+        None, description="Vault backend, AppRole auth: absolute path of a 0600 file holding the secret_id."
+    )
+    vault_timeout_seconds: float = Field(10.0, gt=0, description="Vault backend: timeout of one request to Vault.")
+    vault_renew_before_seconds: int = Field(
+        300, ge=0, description="Vault backend: renew a renewable token when less than this many seconds remain."
+    )
+    vault_kv_mount: str = Field("secret", description="Vault backend: mount path of the KV version 2 engine.")
+    vault_kv_prefix: str = Field(
+        "hengxin/", description="Vault backend: path prefix of Hengxin's secrets inside the KV mount."
+    )
+
+    @field_validator("vault_ca_file", "vault_token_file", "vault_role_id_file", "vault_secret_id_file")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_absolute():
+            raise ValueError("must be an absolute path")
+        return value
+
+    @field_validator("vault_url")
+    @classmethod
+    def _vault_url(cls, value: str) -> str:
+        return _check_vault_url(value)
+
+
+def _check_vault_url(value: str) -> str:
+    """Accept an http(s) URL with a host and no user:password part (credentials never go in the file)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not contain credentials; use vault_token_file, vault_token_env or AppRole")
+    return value
 
 
 class AlertSettings(Section):
@@ -161,6 +280,327 @@ class I18nSettings(Section):
     )
 
 
+class PasswordSettings(Section):
+    argon2_time_cost: int = Field(
+        2, ge=1, le=20, description="argon2id iterations (t). Default 2 with 19 MiB is OWASP's recommendation."
+    )
+    argon2_memory_kib: int = Field(
+        19456, ge=8, le=4 * 1024 * 1024, description="argon2id memory per hash in KiB (m); 19456 KiB = 19 MiB."
+    )
+    argon2_parallelism: int = Field(1, ge=1, le=16, description="argon2id lanes (p).")
+    min_length: int = Field(10, ge=1, le=128, description="Shortest accepted password, in characters.")
+    max_length: int = Field(128, ge=8, le=1024, description="Longest accepted password, in characters.")
+    min_character_classes: int = Field(
+        3,
+        ge=1,
+        le=4,
+        description="How many of the four classes (lower-case, upper-case, digits, other) a password must use.",
+    )
+    history: int = Field(
+        5, ge=0, le=50, description="A new password must differ from the current one and the last N (0: only current)."
+    )
+    max_age_days: int = Field(
+        90,
+        ge=0,
+        description="A person's password expires this many days after it was set (0: never). Service accounts and "
+        "accounts authenticated by an external directory are exempt.",
+    )
+    lockout_threshold: int = Field(
+        5, ge=1, description="Failed logins of one account within lockout_window_seconds that lock it temporarily."
+    )
+    lockout_window_seconds: int = Field(900, ge=1, description="Window in which failures of one account are counted.")
+    lockout_duration_seconds: int = Field(900, ge=1, description="How long a temporary lockout lasts.")
+    lockout_permanent_after: int = Field(
+        3,
+        ge=1,
+        description="The Nth lockout in a row (no successful login in between) is permanent: the account stays "
+        "locked until an administrator unlocks it; the ones before it last lockout_duration_seconds.",
+    )
+    source_threshold: int = Field(
+        20, ge=1, description="Failed logins from one source address within source_window_seconds that block it."
+    )
+    source_window_seconds: int = Field(900, ge=1, description="Window in which failures of one source are counted.")
+    source_block_seconds: int = Field(900, ge=1, description="How long a blocked source address stays blocked.")
+
+    @field_validator("argon2_parallelism")
+    @classmethod
+    def _memory_per_lane(cls, value: int, info: Any) -> int:
+        memory = info.data.get("argon2_memory_kib")
+        if memory is not None and memory < 8 * value:
+            raise ValueError("argon2 needs at least 8 KiB of memory per lane")
+        return value
+
+
+class FederationSettings(Section):
+    name: str = Field(
+        ..., pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="Name used in users' auth_source ('ldap:<name>')."
+    )
+    url: str = Field(..., description="LDAP URL of the external directory (ldap://, ldaps://).")
+    base_dn: str = Field(..., min_length=1, description="Search base for users in the external directory.")
+    user_filter: str = Field(
+        "(uid={login})",
+        description="Filter finding one user by login for authentication; Active Directory: (sAMAccountName={login}).",
+    )
+    import_filter: str = Field(
+        "(objectClass=inetOrgPerson)",
+        description="Filter selecting the users to import; Active Directory: "
+        "(&(objectCategory=person)(objectClass=user)).",
+    )
+    group_filter: str = Field(
+        "(|(objectClass=groupOfNames)(objectClass=group))",
+        description="Filter selecting the groups whose members are imported with `directory import --groups`.",
+    )
+    bind_dn: str = Field("", description="DN to search with (empty: anonymous).")
+    bind_password_secret: str = Field("", description="Secret store name of bind_dn's password.")
+    start_tls: bool = Field(False, description="Upgrade an ldap:// connection with StartTLS.")
+    ca_file: OptionalPath = Field(None, description="Absolute path of the CA bundle for the server certificate.")
+    attributes: dict[str, str] = Field(
+        default_factory=dict,
+        description="Attribute names by user field (login, display_name, email, phone, department, given_name, "
+        "surname, certificates); Active Directory: login = 'sAMAccountName'.",
+    )
+
+    @field_validator("ca_file")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_absolute():
+            raise ValueError("must be an absolute path")
+        return value
+
+    @field_validator("user_filter")
+    @classmethod
+    def _login_placeholder(cls, value: str) -> str:
+        if "{login}" not in value:
+            raise ValueError("must contain {login}")
+        return value
+
+
+class DirectorySettings(Section):
+    enabled: bool = Field(
+        False, description="Publish the directory to the OpenLDAP server below (the embedded default has none)."
+    )
+    ldap_url: str = Field("", description="LDAP URL of the server Hengxin publishes to (ldap:// or ldaps://).")
+    base_dn: str = Field("dc=gov,dc=example", description="Suffix of the published tree.")
+    bind_dn: str = Field("cn=hengxin-sync,dc=gov,dc=example", description="The sync identity Hengxin writes as.")
+    bind_password_secret: str = Field(
+        "ldap-sync-password", description="Name of the secret (in the secret store) holding bind_dn's password."
+    )
+    start_tls: bool = Field(False, description="Upgrade an ldap:// connection with StartTLS (recommended).")
+    ca_file: OptionalPath = Field(
+        None, description="Absolute path of the CA bundle for the LDAP server certificate (empty: system trust)."
+    )
+    network_timeout_seconds: float = Field(5.0, gt=0, description="Timeout for connecting to the LDAP server.")
+    operation_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of one LDAP operation.")
+    publish_interval_seconds: float = Field(
+        5.0, gt=0, description="How often the publisher retries pending changes (it also runs right after a change)."
+    )
+    publish_batch_size: int = Field(200, ge=1, description="Changes applied per publisher run.")
+    alert_after_attempts: int = Field(
+        5, ge=1, description="Raise an alert when one change has failed this many times (e.g. the server is down)."
+    )
+    max_attempts: int = Field(
+        20,
+        ge=1,
+        description="A change refused this many times for a reason other than an unreachable server is set aside "
+        "(status failed, alerted) so later changes can proceed; `hengxin directory sync --full` repairs it.",
+    )
+    federation: list[FederationSettings] = Field(
+        default_factory=list, description="External directories users can be imported from and authenticated by."
+    )
+
+    @field_validator("ca_file")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_absolute():
+            raise ValueError("must be an absolute path")
+        return value
+
+    @field_validator("federation")
+    @classmethod
+    def _unique_names(cls, value: list[FederationSettings]) -> list[FederationSettings]:
+        names = [item.name for item in value]
+        if len(names) != len(set(names)):
+            raise ValueError("federation names must be unique")
+        return value
+
+
+class BackupRepositorySettings(Section):
+    """One restic repository: ``[[backup.repositories]]``."""
+
+    name: str = Field(
+        ..., pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="Short name used by jobs, the CLI and the API."
+    )
+    url: str = Field(
+        ...,
+        min_length=1,
+        description="restic repository location: an absolute local path, sftp:user@host:/path, "
+        "s3:https://host/bucket/path ... Never put credentials in it: use password_secret and extra_env_secret.",
+    )
+    password_secret: str = Field(
+        ..., min_length=1, description="Name of the secret (in the secret store) holding the repository password."
+    )
+    role: Literal["primary", "copy"] = Field(
+        "primary",
+        description="'primary': jobs back up into it; 'copy': filled with `restic copy` after each successful "
+        "backup (off-site copy, 3-2-1).",
+    )
+    extra_env_secret: str = Field(
+        "",
+        description="Name of a secret holding KEY=VALUE lines added to restic's environment for this repository "
+        "(for example AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY of an S3 bucket). Empty: none.",
+    )
+    options: dict[str, str] = Field(
+        default_factory=dict,
+        description="restic extended options passed as -o name=value, e.g. {\"sftp.command\" = \"ssh -p 2222 "
+        "-i /etc/hengxin/backup_ed25519 backup@host -s sftp\"}. Must not hold secrets (they show in ps).",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _no_credentials(cls, value: str) -> str:
+        import re
+
+        if re.search(r"://[^/@\s]+:[^/@\s]*@", value):
+            raise ValueError("must not contain a password; use password_secret and extra_env_secret")
+        if "\n" in value or "\x00" in value:
+            raise ValueError("must be one line")
+        return value
+
+    @field_validator("options")
+    @classmethod
+    def _option_names(cls, value: dict[str, str]) -> dict[str, str]:
+        import re
+
+        for name, option in value.items():
+            if not re.fullmatch(r"[a-z0-9]+(\.[a-z0-9-]+)+", name):
+                raise ValueError(f"{name!r} is not a restic option name (like sftp.command)")
+            if "\n" in option or "\x00" in option:
+                raise ValueError(f"option {name!r} must be one line")
+        return value
+
+
+class BackupRetentionSettings(Section):
+    """How many snapshots ``forget --prune`` keeps after each successful backup (unset: no limit of that kind)."""
+
+    keep_last: int | None = Field(None, ge=1, description="Keep the newest N snapshots.")
+    keep_hourly: int | None = Field(None, ge=1, description="Keep the newest snapshot of each of the last N hours.")
+    keep_daily: int | None = Field(None, ge=1, description="Keep the newest snapshot of each of the last N days.")
+    keep_weekly: int | None = Field(None, ge=1, description="Keep the newest snapshot of each of the last N weeks.")
+    keep_monthly: int | None = Field(None, ge=1, description="Keep the newest snapshot of each of the last N months.")
+    keep_yearly: int | None = Field(None, ge=1, description="Keep the newest snapshot of each of the last N years.")
+
+    def policy(self) -> dict[str, int]:
+        """The keep_* values that are set."""
+        return {name: value for name, value in self.model_dump().items() if value is not None}
+
+
+class BackupJobSettings(Section):
+    """One backup job: ``[[backup.jobs]]``."""
+
+    name: str = Field(..., pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="Job name (CLI, API, metrics).")
+    sources: list[str] = Field(
+        default_factory=list,
+        description="Names of the backup sources to include (database, keys, audit, config, paths, and those "
+        "registered by other components such as ldap). Empty: every registered source.",
+    )
+    repository: str = Field(..., description="Name of the primary repository the job backs up into.")
+    copy_to: list[str] | None = Field(
+        None, description="Copy repositories filled after each successful backup. Unset: every 'copy' repository."
+    )
+    schedule: str = Field(
+        "",
+        description="When `hengxin serve` runs the job: a 5-field cron expression (minute hour day month weekday) "
+        "in [instance] timezone, or @daily/@hourly/@weekly/@monthly. Empty: only `hengxin backup run` or the API.",
+    )
+    retention: BackupRetentionSettings = Field(
+        default_factory=lambda: BackupRetentionSettings(keep_daily=7, keep_weekly=5, keep_monthly=12),
+        description="Snapshots kept by `forget --prune` after each successful backup, in every repository.",
+    )
+    check_schedule: str = Field(
+        "", description="When `hengxin serve` checks the job's repositories (cron). Empty: no scheduled check."
+    )
+    read_data_subset_days: int = Field(
+        0,
+        ge=0,
+        le=366,
+        description="N > 0: each scheduled check also reads 1/N of the data (`check --read-data-subset d/N`, "
+        "d = day number), so all data is read back over N days. 0: check the structure only.",
+    )
+    timeout_seconds: float = Field(6 * 3600.0, gt=0, description="Longest time one restic command of the job may take.")
+
+
+class BackupSettings(Section):
+    """Scheduled, encrypted, verified restic backups (see docs/backup.md)."""
+
+    restic_binary: str = Field("restic", description="The restic program (name on PATH or absolute path).")
+    pg_dump_binary: str = Field(
+        "",
+        description="pg_dump for PostgreSQL databases. Empty: the newest /usr/lib/postgresql/*/bin/pg_dump, "
+        "else pg_dump on PATH.",
+    )
+    state_dir: OptionalPath = Field(
+        None,
+        description="Absolute path for staging dumps, previous manifests and restic's cache. Empty: data_dir/backup.",
+    )
+    extra_paths: list[Path] = Field(
+        default_factory=list, description="Further absolute paths the 'paths' source backs up as they are."
+    )
+    scheduler: bool = Field(True, description="Run scheduled jobs and checks inside `hengxin serve`.")
+    scheduler_interval_seconds: float = Field(
+        15.0, gt=0, le=60, description="How often the scheduler looks for due jobs (under a minute)."
+    )
+    lease_seconds: int = Field(
+        600,
+        ge=10,
+        description="A node running a job holds a database lease, renewed while it runs; another node may take "
+        "over a job whose lease has not been renewed for this long.",
+    )
+    repositories: list[BackupRepositorySettings] = Field(
+        default_factory=list, description="restic repositories: [[backup.repositories]] tables."
+    )
+    jobs: list[BackupJobSettings] = Field(default_factory=list, description="Backup jobs: [[backup.jobs]] tables.")
+
+    @field_validator("state_dir")
+    @classmethod
+    def _absolute_state_dir(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_absolute():
+            raise ValueError("must be an absolute path")
+        return value
+
+    @field_validator("extra_paths")
+    @classmethod
+    def _absolute_paths(cls, value: list[Path]) -> list[Path]:
+        for path in value:
+            if not path.is_absolute():
+                raise ValueError(f"{path} must be an absolute path")
+        return value
+
+    @field_validator("repositories")
+    @classmethod
+    def _unique_repositories(cls, value: list[BackupRepositorySettings]) -> list[BackupRepositorySettings]:
+        names = [repository.name for repository in value]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"two repositories are named {duplicates[0]!r}")
+        return value
+
+    @field_validator("jobs")
+    @classmethod
+    def _references(cls, value: list[BackupJobSettings], info: Any) -> list[BackupJobSettings]:
+        roles = {repository.name: repository.role for repository in info.data.get("repositories") or ()}
+        names: set[str] = set()
+        for job in value:
+            if job.name in names:
+                raise ValueError(f"two jobs are named {job.name!r}")
+            names.add(job.name)
+            if roles.get(job.repository) != "primary":
+                raise ValueError(f"job {job.name!r}: repository {job.repository!r} is not a configured primary")
+            for target in job.copy_to or ():
+                if roles.get(target) != "copy":
+                    raise ValueError(f"job {job.name!r}: copy_to {target!r} is not a configured copy repository")
+        return value
+
+
 class Settings(BaseSettings):
     """All of Hengxin's settings.  ``config_path`` records where they were read from."""
 
@@ -177,6 +617,9 @@ class Settings(BaseSettings):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     i18n: I18nSettings = Field(default_factory=I18nSettings)
+    backup: BackupSettings = Field(default_factory=BackupSettings)
+    directory: DirectorySettings = Field(default_factory=DirectorySettings)
+    passwords: PasswordSettings = Field(default_factory=PasswordSettings)
 
     @classmethod
     def settings_customise_sources(

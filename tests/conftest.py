@@ -6,4 +6,6 @@ pytest_plugins = [
     "tests.fixtures.restic",
     "tests.fixtures.pki",
     "tests.fixtures.chrony",
+    "tests.fixtures.softhsm",
+    "tests.fixtures.openbao",
 ]
