@@ -40,11 +40,14 @@ audit_app = typer.Typer(help="Verify and export the audit log.", no_args_is_help
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 token_app = typer.Typer(help="API bearer tokens.", no_args_is_help=True)
 keys_app = typer.Typer(help="Key store.", no_args_is_help=True)
+escrow_app = typer.Typer(help="Split restore secrets among custodians (m of n) and recover them.",
+                         no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(audit_app, name="audit")
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
 app.add_typer(keys_app, name="keys")
+app.add_typer(escrow_app, name="escrow")
 
 # Sub-command groups registered by the domain packages' CLI modules in api/.
 _state: dict[str, Any] = {"config": None}
@@ -348,6 +351,62 @@ def keys_list() -> None:
         platform.close()
 
 
+# -- escrow -------------------------------------------------------------------------------------------
+
+
+@escrow_app.command("split")
+def escrow_split(
+    secret: str = typer.Option(..., "--secret", help="Name of the secret in the secret store (e.g. master-passphrase)."),
+    threshold: int = typer.Option(..., "--threshold", "-m", help="Shares needed to recover."),
+    shares: int = typer.Option(..., "--shares", "-n", help="Shares to make, one per custodian."),
+    out_dir: Path = typer.Option(..., "--out-dir", help="Directory for the share files (one 0600 file each)."),
+) -> None:
+    """Split a secret from the secret store into share files for custodians; the secret is never printed."""
+    from core.escrow import split
+    from core.keys.factory import open_secret_store
+    from core.secrets import write_private_file
+
+    value = open_secret_store(settings()).get(secret)
+    made = split(value.encode("utf-8"), threshold, shares)
+    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for share in made:
+        path = out_dir / f"{secret}.share-{share.index}-of-{shares}.txt"
+        write_private_file(path, (f"# Hengxin escrow share {share.index} of {shares} for {secret!r}; "
+                                  f"{threshold} shares recover it.\n{share.encode()}\n").encode())
+    typer.echo(f"wrote {shares} shares of {secret!r} to {out_dir} ({threshold} needed to recover); "
+               "hand one file to each custodian and delete the rest")
+
+
+@escrow_app.command("combine")
+def escrow_combine(
+    files: list[Path] = typer.Argument(..., help="Share files (or files with one share per line)."),
+    put_secret: str | None = typer.Option(None, "--put-secret", help="Store the recovered value as this secret."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the recovered value to this 0600 file."),
+) -> None:
+    """Recover a secret from custodians' shares into the secret store or a 0600 file; never to the terminal."""
+    from core.escrow import Share, combine
+    from core.keys.factory import open_secret_store
+    from core.secrets import write_private_file
+
+    if (put_secret is None) == (output is None):
+        raise InvalidInput("give exactly one of --put-secret NAME or --output FILE")
+    found = []
+    for path in files:
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as e:
+            raise InvalidInput(f"cannot read {path}") from e
+        found += [Share.decode(line) for line in lines if line.strip() and not line.startswith("#")]
+    value = combine(found)
+    if put_secret is not None:
+        open_secret_store(settings()).put(put_secret, value.decode("utf-8"))
+        typer.echo(f"recovered the secret from {len(found)} shares into the secret store as {put_secret!r}")
+    else:
+        assert output is not None
+        write_private_file(output, value)
+        typer.echo(f"recovered the secret from {len(found)} shares into {output} (mode 0600)")
+
+
 # -- domain command groups ------------------------------------------------------------------------
 
 
@@ -357,6 +416,9 @@ def _register_domain_commands() -> None:
     for module in components():
         if hasattr(module, "cli"):
             app.add_typer(module.cli, name=module.CLI_NAME)
+        # A component may also add several top-level groups (``hengxin user ...``, ``hengxin role ...``).
+        for name, group in getattr(module, "CLI_GROUPS", {}).items():
+            app.add_typer(group, name=name)
 
 
 _register_domain_commands()

@@ -159,3 +159,24 @@ def test_serve_answers_health_and_authenticated_requests(instance: Path) -> None
     assert "Application shutdown complete" in output
     assert token not in output
     assert "Traceback" not in output
+
+
+def test_escrow_split_and_combine_restore_the_master_passphrase(instance: Path) -> None:
+    passphrase_file = instance / "var" / "secrets" / "master-passphrase"
+    original = passphrase_file.read_text()
+    split_result = run("--config", "var/hengxin.toml", "escrow", "split", "--secret", "master-passphrase",
+                       "-m", "2", "-n", "3", "--out-dir", "shares", cwd=instance)
+    assert split_result.returncode == 0, split_result.stderr
+    assert original.strip() not in split_result.stdout + split_result.stderr
+    share_files = sorted((instance / "shares").iterdir())
+    assert len(share_files) == 3 and all(p.stat().st_mode & 0o777 == 0o600 for p in share_files)
+    passphrase_file.unlink()  # the disaster: the passphrase is gone
+    too_few = run("--config", "var/hengxin.toml", "escrow", "combine", str(share_files[0]),
+                  "--put-secret", "master-passphrase", cwd=instance)
+    assert too_few.returncode == 1 and "[escrow.invalid]" in too_few.stderr
+    assert not passphrase_file.exists()
+    combined = run("--config", "var/hengxin.toml", "escrow", "combine", str(share_files[0]), str(share_files[2]),
+                   "--put-secret", "master-passphrase", cwd=instance)
+    assert combined.returncode == 0, combined.stderr
+    assert passphrase_file.read_text().strip() == original.strip()
+    assert run("--config", "var/hengxin.toml", "audit", "verify", cwd=instance).returncode == 0
