@@ -70,7 +70,7 @@ def _root(
     log_level: str = typer.Option("WARNING", "--log-level", help="Log level for this command."),
 ) -> None:
     _state["config"] = config
-    configure_logging(log_level.upper(), "text")
+    configure_logging(log_level.upper(), "text", stream=sys.stderr)
 
 
 def fail(error: HengxinError) -> NoReturn:

@@ -601,6 +601,209 @@ class BackupSettings(Section):
         return value
 
 
+class CASettings(Section):
+    """The certificate authority: hierarchy defaults, CRL and OCSP timing, expiry alerts (see docs/ca.md)."""
+
+    algorithm: str = Field(
+        "ec-p256",
+        description="Key algorithm of CAs created without an explicit choice (`hengxin init`, `hengxin ca create`): "
+        "ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096 or ed25519.",
+    )
+    root_algorithm: str = Field(
+        "",
+        description="Key algorithm of the root CA created by `hengxin init`. Empty: the same as algorithm "
+        "(rsa-2048 is not allowed for a root: use rsa-3072 or larger).",
+    )
+    root_name: str = Field("root", description="Name of the root CA created by `hengxin init` (used in URLs).")
+    issuing_name: str = Field(
+        "issuing", description="Name of the issuing CA created by `hengxin init`; the default CA for issuance."
+    )
+    organisation: str = Field("Hengxin", description="Organisation (O) in the subject of CAs created by Hengxin.")
+    country: str = Field("CN", description="Country (C, two capital letters) in the subject of CAs.")
+    end_entity_algorithm: str = Field(
+        "ec-p256",
+        description="Key algorithm of server-generated and custodial keys when the request names none "
+        "(the profile's first allowed type if this one is not allowed).",
+    )
+    profiles_file: OptionalPath = Field(
+        None,
+        description="Absolute path of a YAML file overriding or adding certificate profiles "
+        "({profile: {field: value}}, see ca/profiles.yaml). Empty: the shipped profiles only.",
+    )
+    crl_validity_hours: int = Field(
+        24, ge=1, le=24 * 31, description="nextUpdate of a CRL is this many hours after its thisUpdate."
+    )
+    crl_min_interval_seconds: int = Field(
+        60,
+        ge=0,
+        description="Revocations are collected and a CA's CRL is rebuilt at most this often "
+        "(a new CRL is always published before nextUpdate).",
+    )
+    crl_check_interval_seconds: float = Field(
+        5.0, gt=0, le=300, description="How often `hengxin serve` looks for CRLs to publish."
+    )
+    crl_keep: int = Field(5, ge=1, description="How many CRLs per CA are kept in the database (the newest).")
+    ocsp_validity_minutes: int = Field(
+        240, ge=5, le=7 * 24 * 60, description="nextUpdate of an OCSP response is this many minutes after thisUpdate."
+    )
+    ocsp_max_age_seconds: int = Field(
+        300,
+        ge=0,
+        description="Cache-Control max-age of OCSP responses to GET requests (never beyond nextUpdate).",
+    )
+    ocsp_cache_entries: int = Field(
+        100_000, ge=0, description="Pre-signed OCSP responses kept in memory per process (0: no cache)."
+    )
+    ocsp_responder_renew_days: int = Field(
+        2,
+        ge=1,
+        description="Renew a CA's OCSP responder certificate when fewer than this many days of validity remain.",
+    )
+    expiry_warning_days: int = Field(
+        30, ge=1, description="Raise an alert for certificates (including the platform's own) expiring this soon."
+    )
+    maintenance_interval_seconds: float = Field(
+        3600.0,
+        ge=10,
+        description="How often `hengxin serve` renews OCSP responder certificates; expiry alerts run once a day.",
+    )
+
+    @field_validator("profiles_file")
+    @classmethod
+    def _absolute_profiles_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_absolute():
+            raise ValueError("must be an absolute path")
+        return value
+
+    @field_validator("country")
+    @classmethod
+    def _country_code(cls, value: str) -> str:
+        if len(value) != 2 or not value.isascii() or not value.isupper():
+            raise ValueError("must be two capital letters (ISO 3166), e.g. CN")
+        return value
+
+
+class TSASettings(Section):
+    """The RFC 3161 timestamp authority: policy, accuracy, clock discipline, recording (see docs/timestamp.md)."""
+
+    default_policy: str = Field(
+        "1.3.6.1.4.1.32473.2.1",
+        description="TSA policy OID written into tokens whose request names none. The default lies under the "
+        "documentation enterprise number 32473 (RFC 5612): every deployment must use an OID of its own arc.",
+    )
+    accepted_policies: list[str] = Field(
+        default_factory=list,
+        description="Further policy OIDs a request may ask for (reqPolicy); others get unacceptedPolicy.",
+    )
+    hash_algorithms: list[Literal["sha224", "sha256", "sha384", "sha512", "sha3_256", "sha3_384", "sha3_512"]] = (
+        Field(
+            default_factory=lambda: ["sha256", "sha384", "sha512"],
+            description="Message-imprint hashes accepted in requests; others (and always SHA-1, MD5) get badAlg.",
+        )
+    )
+    accuracy_seconds: float = Field(
+        1.0,
+        ge=0.000001,
+        le=3600,
+        description="Accuracy declared in every token, in seconds (microsecond steps). The clock must stay "
+        "within it, or the TSA answers timeNotAvailable.",
+    )
+    include_tsa_name: bool = Field(False, description="Write the TSA certificate's subject into the TSTInfo tsa field.")
+    ntp_servers: list[str] = Field(
+        default_factory=list,
+        description="NTP servers (host, host:port, [v6]:port) the clock is checked against. Required in "
+        "production; empty in development means the system clock is trusted unchecked (a warning is logged).",
+    )
+    ntp_poll_interval_seconds: float = Field(
+        16.0, ge=1, le=3600, description="How often `hengxin serve` asks the NTP servers."
+    )
+    ntp_timeout_seconds: float = Field(1.0, gt=0, le=10, description="How long one NTP query may take.")
+    max_clock_offset_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="Largest tolerated clock offset (plus its measurement error) in seconds; 0: the declared "
+        "accuracy. Must not exceed accuracy_seconds.",
+    )
+    max_silence_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="Without any NTP answer for this long after the last good one, the clock counts as "
+        "unchecked and the TSA answers timeNotAvailable.",
+    )
+    require_authentication: bool = Field(
+        False,
+        description="Require a bearer token with the timestamps.issue permission on POST /tsa (default: public).",
+    )
+    batch_window_ms: float = Field(
+        2.0,
+        ge=0,
+        le=50,
+        description="Tokens are recorded and audited in groups: a group collects for this many milliseconds "
+        "before it is committed; each token is returned only after its group committed.",
+    )
+    batch_max_size: int = Field(256, ge=1, le=5000, description="Largest number of tokens committed together.")
+    certificate_common_name: str = Field(
+        "Hengxin Time-Stamping Authority",
+        min_length=1,
+        max_length=64,
+        description="CN of the TSA certificate that `hengxin init` requests from the issuing CA.",
+    )
+    certificate_organisation: str = Field(
+        "", max_length=64, description="O of the TSA certificate. Empty: [ca] organisation."
+    )
+    key_algorithm: Literal["ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096", "ed25519"] = Field(
+        "ec-p256",
+        description="Algorithm of the TSA key (kept in the key store). OpenSSL 3.0 cannot verify Ed25519 tokens: "
+        "prefer EC or RSA.",
+    )
+    renew_before_days: int = Field(
+        30, ge=1, description="`hengxin serve` renews the TSA certificate when fewer days than this remain."
+    )
+
+    @field_validator("default_policy", "accepted_policies")
+    @classmethod
+    def _object_identifiers(cls, value: str | list[str]) -> str | list[str]:
+        import re
+
+        for oid in [value] if isinstance(value, str) else value:
+            if not re.fullmatch(r"[0-2](\.(0|[1-9][0-9]*))+", oid):
+                raise ValueError(f"{oid!r} is not a dotted object identifier")
+        return value
+
+    @field_validator("hash_algorithms")
+    @classmethod
+    def _some_hash(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one hash algorithm must be accepted")
+        return value
+
+    @field_validator("accuracy_seconds")
+    @classmethod
+    def _microsecond_steps(cls, value: float) -> float:
+        if abs(value * 1_000_000 - round(value * 1_000_000)) > 1e-6:
+            raise ValueError("must be a whole number of microseconds")
+        return value
+
+    @field_validator("max_clock_offset_seconds")
+    @classmethod
+    def _within_accuracy(cls, value: float, info: Any) -> float:
+        accuracy = info.data.get("accuracy_seconds")
+        if accuracy is not None and value > accuracy:
+            raise ValueError(f"must not exceed accuracy_seconds ({accuracy:g}): the tokens would overstate it")
+        return value
+
+    @field_validator("ntp_servers")
+    @classmethod
+    def _server_addresses(cls, value: list[str]) -> list[str]:
+        import re
+
+        pattern = r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9]{1,5})?"
+        for server in value:
+            if not re.fullmatch(pattern, server.strip()):
+                raise ValueError(f"{server!r} is not host, host:port or [v6]:port")
+        return value
+
+
 class Settings(BaseSettings):
     """All of Hengxin's settings.  ``config_path`` records where they were read from."""
 
@@ -620,6 +823,8 @@ class Settings(BaseSettings):
     backup: BackupSettings = Field(default_factory=BackupSettings)
     directory: DirectorySettings = Field(default_factory=DirectorySettings)
     passwords: PasswordSettings = Field(default_factory=PasswordSettings)
+    ca: CASettings = Field(default_factory=CASettings)
+    tsa: TSASettings = Field(default_factory=TSASettings)
 
     @classmethod
     def settings_customise_sources(

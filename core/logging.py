@@ -38,9 +38,12 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
-    """Send every ``hengxin.*`` and uvicorn record to stdout in the chosen format."""
-    handler = logging.StreamHandler(sys.stdout)
+def configure_logging(level: str = "INFO", fmt: str = "json", *, stream: Any = None) -> None:
+    """Send every ``hengxin.*`` and uvicorn record to ``stream`` (stdout by default) in the chosen format.
+
+    The service logs to stdout; CLI commands log to stderr so their output stays clean.
+    """
+    handler = logging.StreamHandler(stream if stream is not None else sys.stdout)
     if fmt == "json":
         handler.setFormatter(JSONFormatter())
     else:

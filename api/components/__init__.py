@@ -18,7 +18,9 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-COMPONENT_MODULES: list[str] = []
+COMPONENT_MODULES: list[str] = [
+    "api.components.directory",
+]
 
 
 def components() -> list[ModuleType]:

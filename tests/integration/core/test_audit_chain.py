@@ -47,7 +47,11 @@ def _drop_guards(platform: Platform) -> None:
 
 
 def test_migrations_apply_and_chain_verifies(platform: Platform) -> None:
-    assert "core_0001" in current_revisions(platform.engine)
+    from api.platform import migration_locations
+    from core.store import pending_migrations
+
+    assert current_revisions(platform.engine)
+    assert pending_migrations(platform.engine, migration_locations()) == []
     _append(platform, 12)
     report = _verify(platform)
     assert report.head_sequence >= 12 and report.records == report.head_sequence
