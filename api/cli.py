@@ -67,7 +67,7 @@ def _root(
     config: Path | None = typer.Option(
         None, "--config", "-c", envvar=CONFIG_ENV, help=f"Configuration file (default {DEFAULT_CONFIG_PATH})."
     ),
-    log_level: str = typer.Option("WARNING", "--log-level", help="Log level for this command."),
+    log_level: str = typer.Option("ERROR", "--log-level", help="Log level for this command (logs go to stderr)."),
 ) -> None:
     _state["config"] = config
     configure_logging(log_level.upper(), "text", stream=sys.stderr)
