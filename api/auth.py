@@ -42,6 +42,7 @@ class Permission(enum.StrEnum):
     BACKUPS_RUN = "backups.run"
     DRILLS_RUN = "drills.run"
     SYSTEM_READ = "system.read"
+    METRICS_READ = "metrics.read"
 
 
 # (method, path template) of routes anyone may call.  Protocol endpoints that

@@ -189,3 +189,39 @@ class ManifestInvalid(BackupError):
     category = Category.INVALID
     title_en = "The backup manifest is invalid"
     title_zh = "备份清单无效"
+
+
+class JobNotFound(BackupError):
+    """No backup job of that name is configured."""
+
+    code = "backup.job_not_found"
+    category = Category.NOT_FOUND
+    title_en = "Backup job not found"
+    title_zh = "未找到备份任务"
+
+
+class JobRunning(BackupError):
+    """The job is already running (on this node or another one holding its lease); ``extra["holder"]`` says where."""
+
+    code = "backup.job_running"
+    category = Category.CONFLICT
+    title_en = "The backup job is already running"
+    title_zh = "备份任务正在运行"
+
+
+class SourceFailed(BackupError):
+    """A backup source could not produce its data (a database dump, an export); ``extra["source"]`` names it."""
+
+    code = "backup.source_failed"
+    category = Category.UNAVAILABLE
+    title_en = "A backup source failed"
+    title_zh = "备份源执行失败"
+
+
+class SecretsInBackup(BackupError):
+    """A source would put the secret store (master passphrase, repository passwords) into the backup."""
+
+    code = "backup.secrets_included"
+    category = Category.CONFIGURATION
+    title_en = "The backup would include the secret store"
+    title_zh = "备份将包含机密存储"

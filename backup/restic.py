@@ -101,6 +101,7 @@ _READ_DATA_SUBSET = re.compile(r"^(?:[1-9]\d*/[1-9]\d*|\d+(?:\.\d+)?%|\d+[kKmMgG
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 _STATS_MODES = frozenset({"restore-size", "files-by-contents", "blobs-per-file", "raw-data"})
+_OPTION_NAME = re.compile(r"^[a-z0-9]+(?:\.[a-z0-9-]+)+$")
 
 # Environment variables that this adapter sets itself: callers may not override them,
 # and a plain-text password variable is refused outright.
@@ -381,36 +382,40 @@ _NO_SNAPSHOT = re.compile(r"no matching ID found|invalid id \"|no snapshot found
 _NOT_IN_SNAPSHOT = re.compile(r"path \"(?P<path>[^\"]*)\" not found in snapshot")
 
 
-def classify_failure(command: str, exit_code: int, stderr: str) -> BackupError:
+def classify_failure(command: str, exit_code: int, stderr: str, *, unscrubbed: str | None = None) -> BackupError:
     """Turn a failed restic call into the most specific :class:`BackupError` leaf.
 
-    ``stderr`` must already be scrubbed of secrets.  The exit codes of restic
+    ``stderr`` must already be scrubbed of secrets; it is what the error
+    carries.  ``unscrubbed`` is restic's original stderr, used only to decide
+    the class: scrubbing a password that happens to be a word of restic's
+    message ("wrong") must not hide what happened.  The exit codes of restic
     >= 0.17 are used when present; restic 0.14 exits 1 for nearly everything,
     so its messages decide.  Never raises: the fallback is :class:`ResticFailed`.
     """
+    raw = stderr if unscrubbed is None else unscrubbed
     excerpt = excerpt_stderr(stderr)
     context: dict[str, Any] = {"command": command, "exit_code": exit_code, "stderr": excerpt}
 
-    if exit_code == EXIT_WRONG_PASSWORD or _WRONG_PASSWORD.search(stderr):
+    if exit_code == EXIT_WRONG_PASSWORD or _WRONG_PASSWORD.search(raw):
         return WrongPassword(
             "the password file does not open the restic repository",
             detail_zh="密码文件无法打开 restic 仓库",
             **context,
         )
-    if exit_code == EXIT_NO_REPOSITORY or _NO_REPOSITORY.search(stderr):
+    if exit_code == EXIT_NO_REPOSITORY or _NO_REPOSITORY.search(raw):
         return RepositoryNotFound(
             "there is no restic repository at the configured location",
             detail_zh="配置的位置没有 restic 仓库",
             **context,
         )
-    if "config file already exists" in stderr:
+    if "config file already exists" in raw:
         return RepositoryExists(
             "a restic repository already exists at the configured location",
             detail_zh="配置的位置已有 restic 仓库",
             **context,
         )
     locked = _LOCKED.search(stderr)
-    if exit_code == EXIT_LOCK_FAILED or locked:
+    if exit_code == EXIT_LOCK_FAILED or locked or _LOCKED.search(raw):
         locked_by = (locked.group("by") or "").strip() if locked else ""
         return RepositoryLocked(
             "the restic repository is locked by another process" + (f" ({locked_by})" if locked_by else ""),
@@ -419,7 +424,7 @@ def classify_failure(command: str, exit_code: int, stderr: str) -> BackupError:
             **context,
         )
     write_error = next(
-        (line for line in stderr.splitlines() if _PERMANENT_WRITE_ERROR.search(line) and _WRITE_OPERATION.search(line)),
+        (line for line in raw.splitlines() if _PERMANENT_WRITE_ERROR.search(line) and _WRITE_OPERATION.search(line)),
         None,
     )
     if write_error is not None:
@@ -429,7 +434,7 @@ def classify_failure(command: str, exit_code: int, stderr: str) -> BackupError:
             detail_zh="restic 无法写入备份仓库",
             **context,
         )
-    if command == "check" and _INTEGRITY.search(stderr):
+    if command == "check" and _INTEGRITY.search(raw):
         packs: list[str] = []
         for match in _PACK_ID.finditer(stderr):
             pack = match.group(1) or match.group(2)
@@ -450,7 +455,7 @@ def classify_failure(command: str, exit_code: int, stderr: str) -> BackupError:
             path=not_in_snapshot.group("path"),
             **context,
         )
-    if _NO_SNAPSHOT.search(stderr):
+    if _NO_SNAPSHOT.search(raw):
         return SnapshotNotFound("no snapshot matches the given ID", detail_zh="没有与该 ID 匹配的快照", **context)
     if exit_code == EXIT_INTERRUPTED:
         return ResticFailed(f"restic {command} was interrupted", detail_zh=f"restic {command} 被中断", **context)
@@ -510,10 +515,14 @@ class Restic:
     an S3 repository; it may not set ``RESTIC_PASSWORD*``, ``RESTIC_REPOSITORY*``,
     ``RESTIC_FROM_*`` or ``RESTIC_CACHE_DIR``.  ``cache_dir`` is restic's cache
     (restic's default under ``$HOME`` when ``None``).  ``timeout`` is the default
-    limit in seconds for each call.
+    limit in seconds for each call.  ``options`` are restic's extended options,
+    passed as ``--option=name=value`` to every repository command (for example
+    ``sftp.command``, to reach an SFTP server through a given ssh command line);
+    they appear in the process list, so they must not hold secrets, and restic
+    splits them at commas, so a value may not contain one.
 
     Raises :class:`BackupConfigurationError` for a forbidden or malformed
-    ``extra_env`` or a non-positive timeout.  Nothing is run until a method is
+    ``extra_env`` or ``options`` or a non-positive timeout.  Nothing is run until a method is
     called.  Methods are safe to call from several threads; each call is its
     own process.
     """
@@ -526,6 +535,7 @@ class Restic:
         binary: str | os.PathLike[str] = "restic",
         cache_dir: str | os.PathLike[str] | None = None,
         extra_env: Mapping[str, str] | None = None,
+        options: Mapping[str, str] | None = None,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
     ) -> None:
         if isinstance(repository, os.PathLike):
@@ -543,12 +553,20 @@ class Restic:
                     f"{name} is set by the restic adapter itself and cannot be configured",
                     detail_zh=f"{name} 由 restic 适配器设置，不能配置",
                 )
+        for name, value in (options or {}).items():
+            if not _OPTION_NAME.match(name) or _CONTROL_CHARACTERS.search(str(value)) or "," in str(value):
+                raise BackupConfigurationError(
+                    f"invalid restic option {name!r}: names look like sftp.command and values are one line "
+                    "without commas",
+                    detail_zh=f"restic 选项 {name!r} 无效",
+                )
         self.repository: str = str(repository)
         self.password_file: Path = Path(os.path.abspath(os.fspath(password_file)))
         self.binary: str = os.fspath(binary)
         self.cache_dir: Path | None = Path(os.path.abspath(os.fspath(cache_dir))) if cache_dir else None
         self.timeout: float = float(timeout)
         self._extra_env: dict[str, str] = {k: str(v) for k, v in environment.items()}
+        self.options: dict[str, str] = {k: str(v) for k, v in (options or {}).items()}
         self._version: ResticVersion | None = None
         self._version_lock = threading.Lock()
 
@@ -854,6 +872,14 @@ class Restic:
                     detail_zh=f"无法复制：两个仓库的 {name} 设置不同",
                 )
             merged_extra[name] = value
+        merged_options = dict(self.options)
+        for name, value in to.options.items():
+            if merged_options.get(name, value) != value:
+                raise BackupConfigurationError(
+                    f"cannot copy: both repositories set the restic option {name} to different values",
+                    detail_zh=f"无法复制：两个仓库的 restic 选项 {name} 设置不同",
+                )
+            merged_options[name] = value
         to._check_password_file()
         if version >= COPY_FROM_REPO_VERSION:
             repository_env = {
@@ -881,6 +907,7 @@ class Restic:
             timeout=timeout,
             repository_env=repository_env,
             extra_env=merged_extra,
+            options=merged_options,
             secret_files=(self.password_file, to.password_file),
         )
 
@@ -998,22 +1025,27 @@ class Restic:
         accept_exit_codes: tuple[int, ...] = (EXIT_OK,),
         repository_env: Mapping[str, str] | None = None,
         extra_env: Mapping[str, str] | None = None,
+        options: Mapping[str, str] | None = None,
         secret_files: Sequence[Path] = (),
     ) -> _Completed:
         """Run one repository command; raise the classified error unless its exit code is accepted."""
         self._check_password_file()
         self.version()
         secrets = tuple(secret_files) or (self.password_file,)
+        chosen = self.options if options is None else options
+        option_args = [f"--option={name}={value}" for name, value in sorted(chosen.items())]
         completed = self._execute(
             command,
-            args,
+            [*option_args, *args],
             env=self._environment(repository_env, extra_env),
             timeout=self.timeout if timeout is None else timeout,
             on_stdout_line=on_stdout_line,
             secret_files=secrets,
         )
         if completed.exit_code not in accept_exit_codes:
-            raise classify_failure(command, completed.exit_code, self._scrub(completed.stderr, secrets))
+            raise classify_failure(
+                command, completed.exit_code, self._scrub(completed.stderr, secrets), unscrubbed=completed.stderr
+            )
         return completed
 
     def _execute(
@@ -1114,7 +1146,7 @@ class Restic:
                 timeout_seconds=timeout,
             )
         if write_failure.is_set():
-            raise classify_failure(command, exit_code, self._scrub(stderr, secret_files))
+            raise classify_failure(command, exit_code, self._scrub(stderr, secret_files), unscrubbed=stderr)
         return _Completed(command, exit_code, b"".join(stdout_chunks), stderr, duration)
 
     def _scrub(self, text: str, secret_files: Sequence[Path] = ()) -> str:

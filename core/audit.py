@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from sqlalchemy import event, select, text
+from sqlalchemy import event, insert, select, text
 from sqlalchemy.orm import Session
 
 from core.clock import Clock, isoformat_utc, utc_now
@@ -74,6 +74,18 @@ class AuditRecord:
             "previous_hash": self.previous_hash,
             "record_hash": self.record_hash,
         }
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditEvent:
+    """One thing to record; see :meth:`AuditLog.append_many`."""
+
+    actor: str
+    action: str
+    target: str = ""
+    outcome: str = "success"
+    source: str = ""
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,36 +218,58 @@ class AuditLog:
         ``details`` must be JSON made of strings, integers, booleans, null,
         lists and objects (no floats).  Never put secrets in it.
         """
-        if outcome not in OUTCOMES:
-            raise AuditError(f"unknown audit outcome {outcome!r}")
-        details = details or {}
+        event = AuditEvent(actor=actor, action=action, target=target, outcome=outcome, source=source,
+                           details=details or {})
+        return self.append_many(session, [event])[0]
+
+    def append_many(self, session: Session, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        """Append several records in order inside ``session``'s transaction, with one head read and one insert.
+
+        For high-rate writers (the TSA records every token) this costs a
+        fraction of one ``append`` per record.  The records are chained
+        exactly as if appended one by one; a checkpoint is written at the end
+        of the batch when the batch crosses a checkpoint boundary.
+        """
+        if not events:
+            return []
+        for event in events:
+            if event.outcome not in OUTCOMES:
+                raise AuditError(f"unknown audit outcome {event.outcome!r}")
         self._serialise(session)
         sequence, previous = self.head(session)
-        sequence += 1
         recorded_at = self.clock()
-        document = _record_document(
-            sequence, isoformat_utc(recorded_at), actor, action, target, outcome, source, details, previous
-        )
-        canonical = canonicalize(document)
-        record_hash = hashlib.sha256(canonical).hexdigest()
-        row = AuditRecordRow(
-            sequence=sequence,
-            recorded_at=recorded_at,
-            actor=actor,
-            action=action,
-            target=target,
-            outcome=outcome,
-            source=source,
-            details=canonicalize(details).decode("utf-8"),
-            previous_hash=previous,
-            record_hash=record_hash,
-            canonical=canonical.decode("utf-8"),
-        )
-        session.add(row)
-        session.flush()
-        if sequence % self.checkpoint_every == 0 or self.checkpoint_due(recorded_at):
-            self._write_checkpoint(session, sequence, record_hash)
-        return _row_to_record(row)
+        stamp = isoformat_utc(recorded_at)
+        rows: list[dict[str, Any]] = []
+        records: list[AuditRecord] = []
+        crossed = False
+        for event in events:
+            sequence += 1
+            details = dict(event.details)
+            document = _record_document(sequence, stamp, event.actor, event.action, event.target, event.outcome,
+                                        event.source, details, previous)
+            canonical = canonicalize(document)
+            record_hash = hashlib.sha256(canonical).hexdigest()
+            rows.append({
+                "sequence": sequence,
+                "recorded_at": recorded_at,
+                "actor": event.actor,
+                "action": event.action,
+                "target": event.target,
+                "outcome": event.outcome,
+                "source": event.source,
+                "details": canonicalize(details).decode("utf-8"),
+                "previous_hash": previous,
+                "record_hash": record_hash,
+                "canonical": canonical.decode("utf-8"),
+            })
+            records.append(AuditRecord(sequence, recorded_at, event.actor, event.action, event.target, event.outcome,
+                                       event.source, details, previous, record_hash))
+            crossed = crossed or sequence % self.checkpoint_every == 0
+            previous = record_hash
+        session.execute(insert(AuditRecordRow), rows)
+        if crossed or self.checkpoint_due(recorded_at):
+            self._write_checkpoint(session, sequence, previous)
+        return records
 
     def checkpoint_due(self, now: dt.datetime) -> bool:
         """True when the time-based checkpoint interval has passed since the last checkpoint."""

@@ -697,7 +697,7 @@ class TSASettings(Section):
     )
     hash_algorithms: list[Literal["sha224", "sha256", "sha384", "sha512", "sha3_256", "sha3_384", "sha3_512"]] = (
         Field(
-            default_factory=lambda: ["sha256", "sha384", "sha512"],
+            ["sha256", "sha384", "sha512"],
             description="Message-imprint hashes accepted in requests; others (and always SHA-1, MD5) get badAlg.",
         )
     )
@@ -804,6 +804,43 @@ class TSASettings(Section):
         return value
 
 
+class AuthSettings(Section):
+    """Login, sessions and tokens (docs/auth.md)."""
+
+    access_token_minutes: int = Field(
+        5, ge=1, le=60, description="Lifetime of a JWT access token; relying parties that only check the "
+        "signature accept it until it expires, so keep it short."
+    )
+    session_idle_minutes: int = Field(
+        30, ge=1, description="A session ends when its refresh token is not used for this long."
+    )
+    session_absolute_hours: int = Field(
+        8, ge=1, description="A session ends this long after the login, whatever its activity."
+    )
+    client_token_minutes: int = Field(
+        5, ge=1, le=60, description="Lifetime of an access token issued by the client-credentials grant."
+    )
+    audience: str = Field("hengxin", min_length=1, description="The `aud` claim of access tokens.")
+    client_certificate_header: str = Field(
+        "X-SSL-Client-Cert",
+        min_length=1,
+        description="Header carrying the URL-escaped PEM client certificate from the TLS proxy "
+        "(nginx `$ssl_client_escaped_cert`); honoured only from [server] trusted_proxies.",
+    )
+    totp_issuer: str = Field("Hengxin", min_length=1, description="Issuer shown by authenticator apps.")
+    totp_max_failures: int = Field(
+        5, ge=1, description="Wrong one-time codes in a row after which the second factor is refused for "
+        "totp_lockout_seconds."
+    )
+    totp_lockout_seconds: int = Field(900, ge=1, description="How long the second factor is refused.")
+    step_up_max_age_seconds: int = Field(
+        300, ge=10, description="Default age limit of the last strong authentication for step-up routes."
+    )
+    initial_admin_login: str = Field(
+        "admin", min_length=1, description="Login of the system administrator `hengxin init` creates."
+    )
+
+
 class Settings(BaseSettings):
     """All of Hengxin's settings.  ``config_path`` records where they were read from."""
 
@@ -825,6 +862,7 @@ class Settings(BaseSettings):
     passwords: PasswordSettings = Field(default_factory=PasswordSettings)
     ca: CASettings = Field(default_factory=CASettings)
     tsa: TSASettings = Field(default_factory=TSASettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -19,6 +19,7 @@ import importlib
 from types import ModuleType
 
 COMPONENT_MODULES: list[str] = [
+    "api.components.backup",
     "api.components.directory",
 ]
 
