@@ -56,6 +56,14 @@ PUBLIC_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/docs/oauth2-redirect"): "API documentation",
     ("HEAD", "/docs/oauth2-redirect"): "API documentation",
     ("HEAD", "/openapi.json"): "API description",
+    ("POST", "/ocsp"): "OCSP responder (RFC 6960): relying parties check revocation without credentials",
+    ("GET", "/ocsp/{encoded:path}"): "OCSP responder over GET (RFC 5019), cacheable by HTTP proxies",
+    ("GET", "/crl/{name}.crl"): "CRL distribution point named in every certificate (DER)",
+    ("GET", "/crl/{name}.pem"): "the same CRL in PEM",
+    ("GET", "/ca/{name}.crt"): "CA certificate named by AIA caIssuers (DER)",
+    ("GET", "/ca/{name}.pem"): "the same CA certificate in PEM",
+    ("POST", "/tsa"): "RFC 3161 time-stamping for any client (with [tsa] require_authentication the handler "
+    "itself requires timestamps.issue)",
 }
 
 

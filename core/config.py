@@ -841,6 +841,47 @@ class AuthSettings(Section):
     )
 
 
+class DRSettings(Section):
+    """Disaster-recovery drills (docs/dr.md)."""
+
+    repository: str = Field(
+        "", description="Repository drills restore from (empty: the primary repository of the first backup job)."
+    )
+    schedule: str = Field(
+        "", description="Cron expression for scheduled drills in [instance] timezone (empty: no scheduled drills)."
+    )
+    scheduler: bool = Field(True, description="Run scheduled drills inside `hengxin serve` (one node per slot).")
+    scheduler_interval_seconds: float = Field(30.0, gt=0, description="How often the drill scheduler looks at the clock.")
+    work_dir: OptionalPath = Field(None, description="Directory for sandboxes (mode 0700). Empty: data_dir/dr.")
+    secrets_dir: OptionalPath = Field(
+        None,
+        description="Operator-supplied directory holding the secrets that are not in backups (master passphrase ...), "
+        "one file per secret name. Empty: only --secrets-file and the live secret store.",
+    )
+    live_secrets: bool = Field(
+        True, description="Fall back to the live secret store for the secrets a drill needs (master passphrase ...)."
+    )
+    rto_target_seconds: float = Field(900.0, gt=0, description="Recovery time objective a drill is compared with.")
+    rpo_target_seconds: float = Field(
+        26 * 3600.0, gt=0, description="Recovery point objective: the oldest acceptable snapshot age at drill time."
+    )
+    overdue_days: float = Field(
+        92.0, gt=0, description="Raise dr.overdue when the last passed drill is older than this (quarterly by default)."
+    )
+    check_read_data: bool = Field(
+        True, description="Run `restic check --read-data` before restoring, so a damaged pack is named."
+    )
+    start_timeout_seconds: float = Field(60.0, gt=0, description="Longest wait for the sandbox to become ready.")
+    step_timeout_seconds: float = Field(3600.0, gt=0, description="Longest time one restic or database step may take.")
+    language: Literal["zh-CN", "en"] = Field("zh-CN", description="Language of the human drill report.")
+    report_dir: OptionalPath = Field(
+        None, description="Where report files (JSON, HTML, PDF) are written as well. Empty: data_dir/dr/reports."
+    )
+    keep_sandbox_on_failure: bool = Field(
+        False, description="Debugging only: keep a failed drill's sandbox directory (processes are always stopped)."
+    )
+
+
 class Settings(BaseSettings):
     """All of Hengxin's settings.  ``config_path`` records where they were read from."""
 
@@ -863,6 +904,7 @@ class Settings(BaseSettings):
     ca: CASettings = Field(default_factory=CASettings)
     tsa: TSASettings = Field(default_factory=TSASettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    dr: DRSettings = Field(default_factory=DRSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -19,6 +19,8 @@ import importlib
 from types import ModuleType
 
 COMPONENT_MODULES: list[str] = [
+    "api.components.ca",
+    "api.components.timestamp",
     "api.components.backup",
     "api.components.directory",
 ]

@@ -1,0 +1,1444 @@
+"""The certificate authority service: hierarchy, issuance, renewal, revocation, CRL, OCSP, validation.
+
+:class:`CAService` is what the HTTP routes, the CLI and the other components
+call.  It takes its collaborators (database sessions, key store, audit log,
+alert channel, clock, options, profiles) from the composition root and
+imports nothing from FastAPI or typer.
+
+Issuance is two transactions around one signature:
+
+1. the serial number (127 random bits) is **reserved**: a ``reserved`` row is
+   committed under the issuing CA, the unique constraint on (CA, serial)
+   refusing a collision, which is retried with a new number;
+2. the certificate is signed with the CA's key from the key store;
+3. the signed DER, the status ``issued`` and the audit record are committed
+   together, before anything is returned.
+
+A crash between 1 and 3 leaves a ``reserved`` row (OCSP says ``unknown``)
+and never a certificate the database does not know.  Every request is
+checked against its profile before step 1, so bad input writes nothing.
+
+A revocation updates one certificate row, marks the CA's CRL dirty, appends
+one audit record and drops the OCSP cache entry: its cost does not depend on
+how many certificates are revoked.  CRLs are rebuilt by the publisher
+(``ca/crl_publisher.py``), coalesced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from sqlalchemy import and_, delete, exists, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased, sessionmaker
+
+from ca import store
+from ca.certificates import NameConstraints, PublicationURLs, build_certificate, build_name, new_serial, parse_csr
+from ca.crl_publisher import CRLPublisher, PublishedCRL
+from ca.errors import ProfileConfigurationError, ProfileViolation
+from ca.models import (
+    CA_ACTIVE,
+    CA_PENDING,
+    CA_REVOKED,
+    FAILED,
+    HOLD,
+    ISSUED,
+    RESERVED,
+    REVOKED,
+    CertificateAuthorityRow,
+    CertificateRow,
+)
+from ca.ocsp_responder import OCSPAnswer, OCSPResponder
+from ca.pkcs12 import check_password, export_pkcs12, generate_private_key
+from ca.profiles import KeyType, Profile, ProfileSet, SubjectAltNames, load_profiles
+from ca.service_errors import (
+    AlreadyRevoked,
+    CertificateNotIssued,
+    CRLStale,
+    CRLUnavailable,
+    DuplicateCAName,
+    InvalidIssueRequest,
+    NotOnHold,
+    ProfileRestricted,
+    RevocationInvalid,
+    RootNotRevocable,
+    SerialExhausted,
+)
+from ca.store import CAInfo, CertificateInfo, fingerprint, format_serial
+from ca.validation import PURPOSES, PurposeCheck, check_purpose, load_certificate, load_certificates, validate_path
+from core.alerts import AlertChannel, Severity
+from core.clock import Clock, isoformat_utc
+from core.errors import HengxinError
+from core.jobs import claim_run, lease_holder
+from core.keys.base import KeyStore
+from core.store import transaction
+
+if TYPE_CHECKING:
+    from core.audit import AuditLog
+    from core.config import Settings
+
+log = logging.getLogger("hengxin.ca")
+
+_CA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+_OWNER = re.compile(r"[a-z][a-z0-9_-]{0,31}:[^\s\x00-\x1f]{1,160}")
+# Certificates start a minute in the past, so relying parties whose clocks lag a little accept them.
+BACKDATE = dt.timedelta(minutes=1)
+SERIAL_ATTEMPTS = 5
+REVOCATION_REASONS: tuple[str, ...] = tuple(
+    r.value for r in x509.ReasonFlags if r is not x509.ReasonFlags.remove_from_crl
+)
+KEY_MODES = ("csr", "server", "custodial")
+
+
+@dataclasses.dataclass(frozen=True)
+class CAOptions:
+    """The settings the CA service uses (from ``[instance] base_url`` and ``[ca]``)."""
+
+    base_url: str = "http://127.0.0.1:8000"
+    algorithm: str = "ec-p256"
+    root_algorithm: str = ""
+    root_name: str = "root"
+    issuing_name: str = "issuing"
+    organisation: str = "Hengxin"
+    country: str = "CN"
+    end_entity_algorithm: str = "ec-p256"
+    crl_validity: dt.timedelta = dt.timedelta(hours=24)
+    crl_min_interval: dt.timedelta = dt.timedelta(seconds=60)
+    crl_keep: int = 5
+    ocsp_validity: dt.timedelta = dt.timedelta(hours=4)
+    ocsp_max_age: dt.timedelta = dt.timedelta(minutes=5)
+    ocsp_cache_entries: int = 100_000
+    ocsp_responder_renew_before: dt.timedelta = dt.timedelta(days=2)
+    expiry_warning: dt.timedelta = dt.timedelta(days=30)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CAOptions:
+        section = settings.ca
+        return cls(
+            base_url=settings.instance.base_url,
+            algorithm=section.algorithm,
+            root_algorithm=section.root_algorithm,
+            root_name=section.root_name,
+            issuing_name=section.issuing_name,
+            organisation=section.organisation,
+            country=section.country,
+            end_entity_algorithm=section.end_entity_algorithm,
+            crl_validity=dt.timedelta(hours=section.crl_validity_hours),
+            crl_min_interval=dt.timedelta(seconds=section.crl_min_interval_seconds),
+            crl_keep=section.crl_keep,
+            ocsp_validity=dt.timedelta(minutes=section.ocsp_validity_minutes),
+            ocsp_max_age=dt.timedelta(seconds=section.ocsp_max_age_seconds),
+            ocsp_cache_entries=section.ocsp_cache_entries,
+            ocsp_responder_renew_before=dt.timedelta(days=section.ocsp_responder_renew_days),
+            expiry_warning=dt.timedelta(days=section.expiry_warning_days),
+        )
+
+
+def profiles_from_file(path: Path | None) -> ProfileSet:
+    """The shipped profiles with the overrides of a YAML file (``{profile: {field: value}}``), if any.
+
+    Raises:
+        ProfileConfigurationError: the file cannot be read or is invalid.
+    """
+    if path is None:
+        return load_profiles()
+    try:
+        overrides = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ProfileConfigurationError(f"cannot read the profiles file {path}: {type(e).__name__}") from e
+    if not isinstance(overrides, dict):
+        raise ProfileConfigurationError(f"{path}: must map profile names to fields")
+    return load_profiles(overrides)
+
+
+@dataclasses.dataclass(frozen=True)
+class IssueRequest:
+    """What to issue.
+
+    ``key_mode`` is ``csr`` (the requester holds the key; ``csr`` is a PEM or
+    DER PKCS #10 request whose subject and SANs are used unless ``subject``
+    or ``sans`` are given), ``server`` (a key is generated in memory and
+    returned once as PKCS #12 under ``pkcs12_password``) or ``custodial`` (a
+    key is generated in the key store for ``owner`` and never exported).
+    """
+
+    profile: str
+    ca: str | None = None
+    key_mode: str = "csr"
+    csr: bytes | None = dataclasses.field(default=None, repr=False)
+    subject: Mapping[str, str | Sequence[str]] | None = None
+    sans: SubjectAltNames | None = None
+    validity_days: int | None = None
+    owner: str | None = None
+    pkcs12_password: str | None = dataclasses.field(default=None, repr=False)
+    key_algorithm: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class IssueResult:
+    """An issued certificate, the chain above it (issuing CA first, root last) and, for server keys,
+    the PKCS #12 file (shown once, never stored)."""
+
+    certificate: CertificateInfo
+    chain: tuple[bytes, ...] = dataclasses.field(repr=False)
+    pkcs12: bytes | None = dataclasses.field(default=None, repr=False)
+
+    @property
+    def chain_pem(self) -> bytes:
+        return b"".join(
+            x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM) for der in self.chain
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class CertificateQuery:
+    """Filters of a certificate search; ``after_id`` is the pagination key (ids ascending)."""
+
+    subject: str | None = None
+    serial: int | None = None
+    status: str | None = None
+    profile: str | None = None
+    owner: str | None = None
+    ca: str | None = None
+    expires_before: dt.datetime | None = None
+    expires_after: dt.datetime | None = None
+    after_id: int = 0
+    limit: int = 50
+
+
+@dataclasses.dataclass(frozen=True)
+class PathEntry:
+    subject: str
+    serial: str
+    fingerprint_sha256: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    ca: str | None = None  # our CA whose certificate this is
+    certificate_id: int | None = None  # our record of this certificate
+
+
+@dataclasses.dataclass(frozen=True)
+class RevocationReport:
+    status: str  # good | revoked | hold | unknown | not_checked
+    source: str | None  # database | crl
+    revoked_at: dt.datetime | None = None
+    reason: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationReport:
+    """The answer of the validation service."""
+
+    valid: bool
+    code: str
+    reason: str | None
+    validation_time: dt.datetime
+    path: tuple[PathEntry, ...]
+    trust_root: PathEntry | None
+    not_before: dt.datetime
+    not_after: dt.datetime
+    valid_at_time: bool
+    purpose: PurposeCheck
+    revocation: RevocationReport
+
+
+class CAService:
+    """Certificate authorities and their certificates.  Safe to share between threads."""
+
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        keystore: KeyStore,
+        audit: AuditLog,
+        alerts: AlertChannel,
+        clock: Clock,
+        options: CAOptions,
+        profiles: ProfileSet,
+    ) -> None:
+        self.sessions = sessions
+        self.keystore = keystore
+        self.audit = audit
+        self.alerts = alerts
+        self.clock = clock
+        self.options = options
+        self.profiles = profiles
+        self.holder = lease_holder("ca:")
+        self.publisher = CRLPublisher(
+            sessions,
+            keystore,
+            clock,
+            validity=options.crl_validity,
+            min_interval=options.crl_min_interval,
+            keep=options.crl_keep,
+        )
+        self.ocsp = OCSPResponder(
+            sessions, keystore, clock, validity=options.ocsp_validity, cache_entries=options.ocsp_cache_entries
+        )
+        self._names: dict[int, str] = {}
+
+    def start(self) -> None:
+        """Load the OCSP responders (call once after construction; cheap when there is no CA yet)."""
+        self.ocsp.load()
+
+    # -- authorities ------------------------------------------------------------------------------------
+
+    def list_cas(self) -> list[CAInfo]:
+        with transaction(self.sessions) as session:
+            return store.list_cas(session)
+
+    def get_ca(self, name: str) -> CAInfo:
+        """The CA called ``name``; raises UnknownCA."""
+        with transaction(self.sessions) as session:
+            row = store.ca_row_by_name(session, name)
+            return store.ca_info(row, store.ca_names(session))
+
+    def chain(self, name: str) -> list[CAInfo]:
+        """The CA called ``name`` and its ancestors, up to and including the root."""
+        with transaction(self.sessions) as session:
+            names = store.ca_names(session)
+            row = store.ca_row_by_name(session, name)
+            chain = [store.ca_info(row, names)]
+            while row.parent_id is not None:
+                parent = session.get(CertificateAuthorityRow, row.parent_id)
+                assert parent is not None
+                row = parent
+                chain.append(store.ca_info(row, names))
+        return chain
+
+    def ensure_hierarchy(self, *, actor: str) -> tuple[CAInfo, CAInfo]:
+        """The root and issuing CAs named in the options, created if they do not exist (``hengxin init``)."""
+        existing = {ca.name: ca for ca in self.list_cas()}
+        root = existing.get(self.options.root_name)
+        if root is None:
+            root = self.create_ca(
+                self.options.root_name,
+                parent=None,
+                algorithm=self.options.root_algorithm or self.options.algorithm,
+                common_name=f"{self.options.organisation} Root CA",
+                actor=actor,
+            )
+        issuing = existing.get(self.options.issuing_name)
+        if issuing is None:
+            issuing = self.create_ca(
+                self.options.issuing_name,
+                parent=root.name,
+                common_name=f"{self.options.organisation} Issuing CA",
+                path_length=0,
+                actor=actor,
+            )
+        return root, issuing
+
+    def create_ca(
+        self,
+        name: str,
+        *,
+        parent: str | None,
+        actor: str,
+        algorithm: str | None = None,
+        common_name: str | None = None,
+        subject: Mapping[str, str | Sequence[str]] | None = None,
+        path_length: int | None = None,
+        name_constraints: NameConstraints | None = None,
+        validity_days: int | None = None,
+    ) -> CAInfo:
+        """Create a root (``parent=None``) or a subordinate CA, with its OCSP responder and first CRL.
+
+        Raises:
+            InvalidIssueRequest: bad name or algorithm.
+            DuplicateCAName: the name is taken.
+            UnknownCA, CAInactive: the parent.
+            ProfileViolation: subject, key type, validity, path length or name constraints.
+        """
+        if not _CA_NAME.fullmatch(name):
+            raise InvalidIssueRequest(
+                "a CA name is 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit",
+                detail_zh="CA 名称须为 1 到 63 个字母、数字、'.'、'_' 或 '-'", rule="ca_name",
+            )
+        profile = self.profiles.get("root-ca" if parent is None else "sub-ca")
+        key_type = self._key_type(algorithm or self.options.algorithm, profile)
+        if subject is None:
+            cn = common_name or f"{self.options.organisation} {name} CA"
+            subject = {"C": self.options.country, "O": self.options.organisation, "CN": cn[:64]}
+        subject_values = profile.check_subject(subject)
+        if name_constraints is not None:
+            if not profile.name_constraints:
+                raise ProfileViolation("a root CA carries no name constraints", rule="name_constraints",
+                                       detail_zh="根 CA 不能带名称约束")
+            name_constraints.extension()  # validates the subtrees
+        with transaction(self.sessions) as session:
+            if session.execute(select(CertificateAuthorityRow.id).where(CertificateAuthorityRow.name == name)).first():
+                raise DuplicateCAName(f"a CA named {name!r} exists", detail_zh=f"名为 {name!r} 的 CA 已存在", ca=name)
+            parent_info = None
+            if parent is not None:
+                parent_row = store.active_ca_row(session, parent)
+                parent_info = store.ca_info(parent_row, store.ca_names(session))
+        if parent_info is not None:
+            parent_length = parent_info.path_length
+            if parent_length == 0:
+                raise ProfileViolation(f"CA {parent!r} has pathLenConstraint 0: it cannot have sub-CAs",
+                                       rule="path_length",
+                                       detail_zh=f"CA {parent!r} 的路径长度约束为 0，不能创建下级 CA")
+            if path_length is None:
+                path_length = profile.path_length if profile.path_length is not None else 0
+                if parent_length is not None:
+                    path_length = min(path_length, parent_length - 1)
+            elif path_length < 0 or (parent_length is not None and path_length >= parent_length):
+                raise ProfileViolation(f"path_length must be between 0 and {(parent_length or 1) - 1}",
+                                       rule="path_length", detail_zh="路径长度超出上级 CA 的约束")
+        elif path_length is not None:
+            raise ProfileViolation("a root CA has no pathLenConstraint here", rule="path_length",
+                                   detail_zh="根 CA 不设置路径长度约束")
+        issuer_not_after = parent_info.not_after if parent_info is not None else None
+        not_before, not_after = self._validity(profile, issuer_not_after, validity_days)
+        key = self.keystore.generate(f"ca:{name}", key_type.value)
+        public_key = key.public_key()
+        now = self.clock()
+        try:
+            with transaction(self.sessions) as session:
+                ca_row = CertificateAuthorityRow(
+                    name=name,
+                    parent_id=parent_info.id if parent_info is not None else None,
+                    key_id=key.key_id,
+                    certificate_der=b"",
+                    status=CA_PENDING,
+                    created_at=now,
+                    crl_number=0,
+                    revocation_version=0,
+                )
+                session.add(ca_row)
+                session.flush()
+                ca_id = ca_row.id
+        except IntegrityError:
+            raise DuplicateCAName(f"a CA named {name!r} exists", detail_zh=f"名为 {name!r} 的 CA 已存在",
+                                  ca=name) from None
+        if parent_info is None:
+            issuer_id, issuer_name, issuer_cert, issuer_key_id = ca_id, name, None, key.key_id
+        else:
+            issuer_id, issuer_name = parent_info.id, parent_info.name
+            issuer_cert, issuer_key_id = parent_info.certificate, parent_info.key_id
+
+        def activate(session: Session, row: CertificateRow, certificate: x509.Certificate) -> None:
+            session.execute(
+                update(CertificateAuthorityRow)
+                .where(CertificateAuthorityRow.id == ca_id)
+                .values(
+                    certificate_der=certificate.public_bytes(serialization.Encoding.DER),
+                    status=CA_ACTIVE,
+                    certificate_id=row.id,
+                )
+            )
+            self.audit.append(
+                session,
+                actor=actor,
+                action="ca.create",
+                target=f"ca:{name}",
+                details={
+                    "parent": parent,
+                    "subject": certificate.subject.rfc4514_string(),
+                    "serial": format_serial(certificate.serial_number),
+                    "algorithm": key_type.value,
+                    "key_id": key.key_id,
+                    "path_length": path_length,
+                    "name_constraints": name_constraints is not None,
+                    "fingerprint_sha256": fingerprint(certificate.public_bytes(serialization.Encoding.DER)),
+                },
+            )
+
+        try:
+            self._sign_and_record(
+                issuer_id=issuer_id,
+                issuer_name=issuer_name,
+                issuer_cert=issuer_cert,
+                issuer_key_id=issuer_key_id,
+                profile=profile,
+                subject_values=subject_values,
+                public_key=public_key,
+                sans=SubjectAltNames(),
+                not_before=not_before,
+                not_after=not_after,
+                key_mode="ca",
+                key_id=key.key_id,
+                owner=f"ca:{name}",
+                actor=actor,
+                action="certificate.issue",
+                path_length=path_length,
+                name_constraints=name_constraints,
+                on_commit=activate,
+            )
+        except Exception:
+            self._discard_pending_ca(ca_id)
+            raise
+        ca = self.get_ca(name)
+        self._names[ca.id] = name
+        ca = self._issue_responder(ca, actor=actor)
+        self.publisher.publish_now(ca.id, self.holder)
+        self.ocsp.load()
+        log.info("created CA", extra={"ca": name, "parent": parent})
+        return ca
+
+    # -- issuance ---------------------------------------------------------------------------------------
+
+    def issue(self, request: IssueRequest, *, actor: str, privileged: bool = False) -> IssueResult:
+        """Issue an end-entity certificate; see :class:`IssueRequest`.
+
+        Profiles whose certificates speak for the CA (a delegated OCSP responder: id-kp-OCSPSigning)
+        are issued only when ``privileged`` (the caller may manage CAs).
+
+        Raises:
+            ProfileRestricted: such a profile without ``privileged``.
+            UnknownProfile, UnknownCA, CAInactive, InvalidIssueRequest,
+            CSRInvalid, CSRSignatureInvalid, UnsupportedKey, ProfileViolation,
+            PKCS12PasswordInvalid.  Nothing is written when one of these is raised.
+        """
+        profile = self.profiles.get(request.profile)
+        if profile.ca:
+            raise InvalidIssueRequest(f"profile {profile.name} is for CAs: use the CA commands",
+                                      detail_zh=f"证书模板 {profile.name} 用于 CA，请使用 CA 管理功能", rule="profile")
+        if not privileged and _speaks_for_the_ca(profile):
+            raise ProfileRestricted(f"certificates of profile {profile.name} speak for the CA: "
+                                    "issuing them needs permission to manage CAs",
+                                    detail_zh=f"证书模板 {profile.name} 的证书代表 CA，签发需要 CA 管理权限",
+                                    profile=profile.name)
+        ca = self._active_ca(request.ca or self.options.issuing_name)
+        mode = request.key_mode
+        if mode not in KEY_MODES:
+            raise InvalidIssueRequest(f"key mode must be one of {', '.join(KEY_MODES)}",
+                                      detail_zh="密钥模式无效", rule="key_mode")
+        public_key: CertificatePublicKeyTypes | None = None
+        subject = request.subject
+        sans = request.sans
+        key_type: KeyType | None = None
+        owner = request.owner
+        if mode == "csr":
+            if request.csr is None:
+                raise InvalidIssueRequest("a CSR is required in csr mode", detail_zh="需要提供证书签名请求",
+                                          rule="csr_required")
+            csr = parse_csr(request.csr)
+            public_key = csr.public_key
+            subject = subject if subject is not None else csr.subject_attributes
+            sans = sans if sans is not None else csr.sans
+            profile.check_key(public_key)
+        else:
+            if request.csr is not None:
+                raise InvalidIssueRequest(f"no CSR in {mode} mode: the key is generated here",
+                                          detail_zh="该模式由服务端生成密钥，不接受证书签名请求",
+                                          rule="csr_not_allowed")
+            key_type = self._key_type(request.key_algorithm, profile, end_entity=True)
+            if mode == "server":
+                check_password(request.pkcs12_password)
+            else:
+                owner = self._check_owner(owner)
+            if subject is None:
+                raise InvalidIssueRequest("a subject is required when the key is generated here",
+                                          detail_zh="服务端生成密钥时需要提供主体", rule="subject_required")
+        subject_values = profile.check_subject(subject)
+        sans = sans if sans is not None else SubjectAltNames()
+        profile.check_sans(sans, subject_values)
+        not_before, not_after = self._validity(profile, ca.not_after, request.validity_days)
+        if public_key is not None:
+            self._check_not_issuer_key(public_key, ca)
+        # Everything is checked: from here on, keys and rows are created.
+        private_key = None
+        key_id = None
+        if mode == "server":
+            assert key_type is not None
+            private_key = generate_private_key(key_type)
+            public_key = private_key.public_key()
+        elif mode == "custodial":
+            assert key_type is not None
+            info = self.keystore.generate(f"custodial:{owner}", key_type.value)
+            key_id = info.key_id
+            public_key = info.public_key()
+        assert public_key is not None
+        certificate = self._sign_and_record(
+            issuer_id=ca.id,
+            issuer_name=ca.name,
+            issuer_cert=ca.certificate,
+            issuer_key_id=ca.key_id,
+            profile=profile,
+            subject_values=subject_values,
+            public_key=public_key,
+            sans=sans,
+            not_before=not_before,
+            not_after=not_after,
+            key_mode=mode,
+            key_id=key_id,
+            owner=owner,
+            actor=actor,
+            action="certificate.issue",
+        )
+        return self._result(certificate, ca.name, private_key, request.pkcs12_password)
+
+    def renew(self, reference: str | int, *, actor: str, validity_days: int | None = None) -> IssueResult:
+        """A new certificate for the same key, subject and names, from the same CA.
+
+        Raises:
+            CertificateNotFound, CertificateNotIssued, AlreadyRevoked, CAInactive, ProfileViolation.
+        """
+        old, ca, profile = self._renewable(reference, allow_revoked=False)
+        certificate = x509.load_der_x509_certificate(old.der or b"")
+        subject_values = profile.check_subject(store.subject_mapping(certificate.subject))
+        sans = store.subject_alt_names(certificate)
+        not_before, not_after = self._validity(profile, ca.not_after, validity_days)
+        renewed = self._sign_and_record(
+            issuer_id=ca.id,
+            issuer_name=ca.name,
+            issuer_cert=ca.certificate,
+            issuer_key_id=ca.key_id,
+            profile=profile,
+            subject_values=subject_values,
+            public_key=certificate.public_key(),
+            sans=sans,
+            not_before=not_before,
+            not_after=not_after,
+            key_mode=old.key_mode,
+            key_id=old.key_id,
+            owner=old.owner,
+            actor=actor,
+            action="certificate.renew",
+            renewal_of=old.id,
+        )
+        return self._result(renewed, ca.name)
+
+    def rekey(
+        self,
+        reference: str | int,
+        *,
+        actor: str,
+        csr: bytes | None = None,
+        pkcs12_password: str | None = None,
+        key_algorithm: str | None = None,
+        validity_days: int | None = None,
+    ) -> IssueResult:
+        """A new certificate for the same subject and names with a new key (the old certificate stays as it is).
+
+        The key comes the way it came before: from a new CSR, a new server-generated key (PKCS #12), or a
+        new custodial key for the same owner.
+
+        Raises:
+            CertificateNotFound, CertificateNotIssued, CAInactive, InvalidIssueRequest, CSRInvalid,
+            ProfileViolation, PKCS12PasswordInvalid.
+        """
+        old, ca, profile = self._renewable(reference, allow_revoked=True)
+        certificate = x509.load_der_x509_certificate(old.der or b"")
+        subject_values = profile.check_subject(store.subject_mapping(certificate.subject))
+        sans = store.subject_alt_names(certificate)
+        not_before, not_after = self._validity(profile, ca.not_after, validity_days)
+        mode = old.key_mode
+        private_key = None
+        key_id = None
+        if mode == "csr":
+            if csr is None:
+                raise InvalidIssueRequest("re-keying a certificate issued from a CSR needs a new CSR",
+                                          detail_zh="重新生成密钥需要新的证书签名请求", rule="csr_required")
+            parsed = parse_csr(csr)
+            public_key = parsed.public_key
+            profile.check_key(public_key)
+            if parsed.public_key == certificate.public_key():
+                raise InvalidIssueRequest("the CSR has the old key: use renew for the same key",
+                                          detail_zh="证书签名请求使用了旧密钥，请改用续期", rule="same_key")
+            self._check_not_issuer_key(public_key, ca)
+        else:
+            key_type = self._key_type(key_algorithm or _key_type_name(certificate.public_key()), profile,
+                                      end_entity=True)
+            if mode == "server":
+                check_password(pkcs12_password)
+                private_key = generate_private_key(key_type)
+                public_key = private_key.public_key()
+            else:
+                info = self.keystore.generate(f"custodial:{old.owner}", key_type.value)
+                key_id = info.key_id
+                public_key = info.public_key()
+        rekeyed = self._sign_and_record(
+            issuer_id=ca.id,
+            issuer_name=ca.name,
+            issuer_cert=ca.certificate,
+            issuer_key_id=ca.key_id,
+            profile=profile,
+            subject_values=subject_values,
+            public_key=public_key,
+            sans=sans,
+            not_before=not_before,
+            not_after=not_after,
+            key_mode=mode,
+            key_id=key_id,
+            owner=old.owner,
+            actor=actor,
+            action="certificate.rekey",
+            renewal_of=old.id,
+        )
+        return self._result(rekeyed, ca.name, private_key, pkcs12_password)
+
+    # -- revocation -------------------------------------------------------------------------------------
+
+    def revoke(
+        self,
+        reference: str | int,
+        *,
+        actor: str,
+        reason: str = "unspecified",
+        invalidity_date: dt.datetime | None = None,
+    ) -> CertificateInfo:
+        """Revoke a certificate (``certificateHold`` puts it on hold) with an RFC 5280 reason.
+
+        One row update, one dirty mark on the CA, one audit record; the CRL is rebuilt later by
+        the publisher and OCSP answers ``revoked`` at once.
+
+        Raises:
+            RevocationInvalid: unknown reason (removeFromCRL included) or an invalidity date in the future.
+            CertificateNotFound, CertificateNotIssued, AlreadyRevoked, RootNotRevocable.
+        """
+        reason = normalise_reason(reason)
+        now = self.clock()
+        if invalidity_date is not None:
+            if invalidity_date.tzinfo is None:
+                raise RevocationInvalid("invalidity_date needs a time zone", detail_zh="invalidity_date 需要时区")
+            if invalidity_date > now:
+                raise RevocationInvalid("invalidity_date is in the future",
+                                        detail_zh="invalidity_date 不能晚于当前时间")
+        hold = reason == x509.ReasonFlags.certificate_hold.value
+        with transaction(self.sessions) as session:
+            row = store.certificate_row(session, reference)
+            self._check_revocable(row, hold)
+            new_status = HOLD if hold else REVOKED
+            changed = session.execute(
+                update(CertificateRow)
+                .where(CertificateRow.id == row.id, CertificateRow.status == row.status)
+                .values(status=new_status, revoked_at=now, revocation_reason=reason, invalidity_date=invalidity_date)
+                .execution_options(synchronize_session=False)
+            )
+            if changed.rowcount != 1:  # type: ignore[attr-defined]
+                raise AlreadyRevoked("the certificate was revoked meanwhile", detail_zh="证书已被吊销")
+            self._mark_dirty(session, row.ca_id, now)
+            if row.key_mode == "ca":
+                session.execute(
+                    update(CertificateAuthorityRow)
+                    .where(CertificateAuthorityRow.certificate_id == row.id)
+                    .values(status=CA_REVOKED)
+                    .execution_options(synchronize_session=False)
+                )
+            ca_name = self._ca_name(session, row.ca_id)
+            self.audit.append(
+                session,
+                actor=actor,
+                action="certificate.hold" if hold else "certificate.revoke",
+                target=f"certificate:{ca_name}/{format_serial(row.serial)}",
+                details={
+                    "id": row.id,
+                    "reason": reason,
+                    "previous_status": row.status,
+                    "invalidity_date": isoformat_utc(invalidity_date) if invalidity_date else None,
+                },
+            )
+            info = dataclasses.replace(
+                store.certificate_info(row, ca_name),
+                status=new_status,
+                revoked_at=now,
+                revocation_reason=reason,
+                invalidity_date=invalidity_date,
+            )
+        self.ocsp.invalidate(row.ca_id, row.serial)
+        if row.key_mode == "ca":
+            self.ocsp.load()
+        if row.key_mode == "ocsp" and not hold:
+            # A revoked responder certificate (its key may be compromised) is replaced at once, with a new key.
+            for ca in self.list_cas():
+                if ca.ocsp_certificate_id == row.id and ca.status == CA_ACTIVE:
+                    self._issue_responder(ca, actor=actor, new_key=True)
+                    self.ocsp.load()
+        return info
+
+    def release(self, reference: str | int, *, actor: str) -> CertificateInfo:
+        """Take a certificate off hold (certificateHold); it is good again in OCSP at once.
+
+        Raises:
+            CertificateNotFound, NotOnHold.
+        """
+        now = self.clock()
+        with transaction(self.sessions) as session:
+            row = store.certificate_row(session, reference)
+            if row.status != HOLD:
+                raise NotOnHold(f"the certificate is {row.status}, not on hold", detail_zh="证书未处于冻结状态",
+                                status=row.status)
+            changed = session.execute(
+                update(CertificateRow)
+                .where(CertificateRow.id == row.id, CertificateRow.status == HOLD)
+                .values(status=ISSUED, revoked_at=None, revocation_reason=None, invalidity_date=None)
+                .execution_options(synchronize_session=False)
+            )
+            if changed.rowcount != 1:  # type: ignore[attr-defined]
+                raise NotOnHold("the certificate changed meanwhile", detail_zh="证书状态已改变")
+            self._mark_dirty(session, row.ca_id, now)
+            if row.key_mode == "ca":
+                session.execute(
+                    update(CertificateAuthorityRow)
+                    .where(CertificateAuthorityRow.certificate_id == row.id)
+                    .values(status=CA_ACTIVE)
+                    .execution_options(synchronize_session=False)
+                )
+            ca_name = self._ca_name(session, row.ca_id)
+            self.audit.append(
+                session,
+                actor=actor,
+                action="certificate.release",
+                target=f"certificate:{ca_name}/{format_serial(row.serial)}",
+                details={"id": row.id, "held_since": isoformat_utc(row.revoked_at) if row.revoked_at else None},
+            )
+            info = dataclasses.replace(
+                store.certificate_info(row, ca_name),
+                status=ISSUED,
+                revoked_at=None,
+                revocation_reason=None,
+                invalidity_date=None,
+            )
+        self.ocsp.invalidate(row.ca_id, row.serial)
+        return info
+
+    # -- reading ----------------------------------------------------------------------------------------
+
+    def get_certificate(self, reference: str | int) -> CertificateInfo:
+        """A certificate by id or serial number; raises CertificateNotFound or AmbiguousSerial."""
+        with transaction(self.sessions) as session:
+            row = store.certificate_row(session, reference)
+            return store.certificate_info(row, self._ca_name(session, row.ca_id))
+
+    def search(self, query: CertificateQuery) -> list[CertificateInfo]:
+        """Up to ``query.limit + 1`` certificates matching every filter, ids ascending after ``after_id``.
+
+        Without a status filter, reserved and failed rows (no certificate) are left out.
+        """
+        conditions = [CertificateRow.id > query.after_id]
+        if query.status:
+            conditions.append(CertificateRow.status == query.status)
+        else:
+            conditions.append(CertificateRow.status.in_((ISSUED, REVOKED, HOLD)))
+        if query.subject:
+            pattern = "%" + query.subject.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            conditions.append(func.lower(CertificateRow.subject).like(pattern, escape="\\"))
+        if query.serial is not None:
+            conditions.append(CertificateRow.serial == query.serial)
+        if query.profile:
+            conditions.append(CertificateRow.profile == query.profile)
+        if query.owner:
+            conditions.append(CertificateRow.owner == query.owner)
+        if query.expires_before is not None:
+            conditions.append(CertificateRow.not_after < query.expires_before)
+        if query.expires_after is not None:
+            conditions.append(CertificateRow.not_after >= query.expires_after)
+        with transaction(self.sessions) as session:
+            if query.ca:
+                conditions.append(CertificateRow.ca_id == store.ca_row_by_name(session, query.ca).id)
+            rows = session.scalars(
+                select(CertificateRow).where(and_(*conditions)).order_by(CertificateRow.id).limit(query.limit + 1)
+            ).all()
+            return [store.certificate_info(row, self._ca_name(session, row.ca_id)) for row in rows]
+
+    # -- CRL and OCSP -----------------------------------------------------------------------------------
+
+    def publish_crl(self, name: str) -> PublishedCRL:
+        """Build and publish the CA's CRL now (``hengxin ca crl``), waiting for another node's run if needed."""
+        ca = self.get_ca(name)
+        return self.publisher.publish_now(ca.id, self.holder)
+
+    def latest_crl(self, name: str) -> PublishedCRL:
+        """The CA's newest CRL; raises UnknownCA or CRLUnavailable."""
+        ca = self.get_ca(name)
+        return self.publisher.latest(ca.id)
+
+    def publish_due_crls(self, holder: str | None = None) -> list[PublishedCRL]:
+        """One publisher cycle: publish every CRL that is due, if this node holds the lease."""
+        return self.publisher.run_due(holder or self.holder)
+
+    def ocsp_respond(self, request: bytes) -> OCSPAnswer:
+        """Answer a DER OCSP request (never raises)."""
+        return self.ocsp.respond(request)
+
+    # -- validation -------------------------------------------------------------------------------------
+
+    def validate(
+        self,
+        certificate: bytes | str,
+        *,
+        chain: Sequence[bytes | str] = (),
+        purpose: str = "any",
+        moment: dt.datetime | None = None,
+    ) -> ValidationReport:
+        """Validate a certificate against Hengxin's roots with Hengxin's CRLs and live revocation status.
+
+        The path is built and checked by pyhanko-certvalidator (trust roots: our root CAs;
+        CRLs: the newest of each CA; nothing fetched); then every certificate of the path that
+        we issued is looked up in the database, which knows revocations the CRL does not carry
+        yet.
+
+        Raises:
+            CertificateInvalid: the certificate or chain cannot be parsed.
+            InvalidIssueRequest: unknown purpose.
+        """
+        if purpose not in PURPOSES:
+            raise InvalidIssueRequest(f"unknown purpose {purpose!r}; known: {', '.join(PURPOSES)}",
+                                      detail_zh=f"未知用途 {purpose!r}", rule="purpose")
+        leaf = load_certificate(certificate)
+        extra = [c for item in chain for c in load_certificates(item)]
+        moment = moment or self.clock()
+        cas = self._all_cas()
+        crls = []
+        for ca in cas:
+            try:
+                crls.append(self.publisher.latest(ca.id).der)
+            except CRLUnavailable:
+                continue
+        outcome = validate_path(
+            leaf,
+            trust_roots=[ca.certificate for ca in cas if ca.is_root and ca.status == CA_ACTIVE],
+            intermediates=[ca.certificate for ca in cas if not ca.is_root] + extra,
+            crls=crls,
+            moment=moment,
+            revocation_mode="hard-fail",
+            retroactive_revocation_info=True,
+        )
+        path = outcome.path or (leaf,)
+        fingerprints = [fingerprint(c.public_bytes(serialization.Encoding.DER)) for c in path]
+        with transaction(self.sessions) as session:
+            rows = {
+                row.fingerprint_sha256: row
+                for row in session.execute(
+                    select(
+                        CertificateRow.id,
+                        CertificateRow.fingerprint_sha256,
+                        CertificateRow.status,
+                        CertificateRow.revoked_at,
+                        CertificateRow.revocation_reason,
+                    ).where(CertificateRow.fingerprint_sha256.in_(fingerprints))
+                )
+            }
+        ca_by_fingerprint = {ca.fingerprint_sha256: ca.name for ca in cas}
+        entries = tuple(
+            PathEntry(
+                subject=c.subject.rfc4514_string(),
+                serial=format_serial(c.serial_number),
+                fingerprint_sha256=fp,
+                not_before=c.not_valid_before_utc,
+                not_after=c.not_valid_after_utc,
+                ca=ca_by_fingerprint.get(fp),
+                certificate_id=rows[fp].id if fp in rows else None,
+            )
+            for c, fp in zip(path, fingerprints, strict=True)
+        )
+        valid, code, reason = outcome.valid, outcome.code, outcome.reason
+        # Revocations the newest CRL does not carry yet: the database is the source of truth.
+        for entry, fp in zip(entries, fingerprints, strict=True):
+            row = rows.get(fp)
+            if row is not None and row.status in (REVOKED, HOLD) and row.revoked_at <= moment and valid:
+                valid, code = False, "revoked"
+                reason = f"{entry.subject} was revoked at {isoformat_utc(row.revoked_at)} ({row.revocation_reason})"
+        leaf_row = rows.get(fingerprints[0])
+        if leaf_row is not None:
+            status = {ISSUED: "good", REVOKED: "revoked", HOLD: "hold"}.get(leaf_row.status, "unknown")
+            if status != "good" and leaf_row.revoked_at is not None and leaf_row.revoked_at > moment:
+                status = "good"
+            revocation = RevocationReport(
+                status, "database", leaf_row.revoked_at if status != "good" else None,
+                leaf_row.revocation_reason if status != "good" else None,
+            )
+        elif outcome.code == "revoked":
+            revocation = RevocationReport("revoked", "crl", outcome.revoked_at, outcome.revocation_reason)
+        elif outcome.path and any(e.ca for e in entries[1:]):
+            revocation = RevocationReport("unknown", "database")
+            if valid:
+                valid, code, reason = False, "unknown_certificate", "the issuing CA has no record of this certificate"
+        else:
+            revocation = RevocationReport("not_checked", None)
+        purpose_check = check_purpose(leaf, purpose)
+        if valid and not purpose_check.satisfied:
+            valid, code, reason = False, "key_usage", purpose_check.reason
+        not_before, not_after = leaf.not_valid_before_utc, leaf.not_valid_after_utc
+        return ValidationReport(
+            valid=valid,
+            code=code,
+            reason=reason,
+            validation_time=moment,
+            path=entries if outcome.path else (),
+            trust_root=entries[-1] if outcome.path else None,
+            not_before=not_before,
+            not_after=not_after,
+            valid_at_time=not_before <= moment <= not_after,
+            purpose=purpose_check,
+            revocation=revocation,
+        )
+
+    # -- maintenance ------------------------------------------------------------------------------------
+
+    def renew_ocsp_responders(self, *, actor: str = "system") -> list[str]:
+        """Issue a new responder certificate for every active CA whose responder expires soon (or is missing)."""
+        renewed = []
+        now = self.clock()
+        for ca in self.list_cas():
+            if ca.status != CA_ACTIVE:
+                continue
+            responder = ca.ocsp_certificate
+            if responder is not None and responder.not_valid_after_utc - now > self.options.ocsp_responder_renew_before:
+                continue
+            try:
+                self._issue_responder(ca, actor=actor)
+                renewed.append(ca.name)
+            except HengxinError as e:
+                log.error("OCSP responder renewal failed", extra={"ca": ca.name, "code": e.code})
+                self.alerts.raise_alert("ca.ocsp_responder_renewal_failed", "critical",
+                                        f"the OCSP responder certificate of CA {ca.name} could not be renewed",
+                                        ca=ca.name, code=e.code)
+        if renewed:
+            self.ocsp.load()
+        return renewed
+
+    def check_expiry(self) -> list[CertificateInfo]:
+        """Raise an alert for every issued certificate that expires within the warning window and was not
+        renewed: end-entity certificates, the CAs' own certificates and the OCSP responders alike."""
+        now = self.clock()
+        horizon = now + self.options.expiry_warning
+        successor = aliased(CertificateRow)
+        renewed = exists().where(successor.renewal_of == CertificateRow.id, successor.status == ISSUED)
+        with transaction(self.sessions) as session:
+            rows = session.scalars(
+                select(CertificateRow)
+                .where(
+                    CertificateRow.status == ISSUED,
+                    CertificateRow.not_after > now,
+                    CertificateRow.not_after <= horizon,
+                    ~renewed,
+                )
+                .order_by(CertificateRow.not_after)
+            ).all()
+            expiring = [store.certificate_info(row, self._ca_name(session, row.ca_id)) for row in rows]
+        for info in expiring:
+            days = (info.not_after - now).total_seconds() / 86400
+            platform_owned = info.key_mode in ("ca", "ocsp") or (info.owner or "").startswith(("ca:", "platform:"))
+            severity: Severity = "critical" if days <= 7 or info.key_mode == "ca" else "warning"
+            self.alerts.raise_alert(
+                "ca.certificate_expiring",
+                severity,
+                f"certificate {info.serial_hex} ({info.subject}, profile {info.profile}) of CA {info.ca} "
+                f"expires in {days:.1f} days",
+                certificate_id=info.id,
+                serial=info.serial_hex,
+                ca=info.ca,
+                profile=info.profile,
+                subject=info.subject,
+                not_after=isoformat_utc(info.not_after),
+                platform=platform_owned,
+            )
+        return expiring
+
+    def run_maintenance(self, holder: str | None = None) -> dict[str, Any]:
+        """Renew OCSP responders and, once a day across all nodes, raise expiry alerts."""
+        holder = holder or self.holder
+        now = self.clock()
+        result: dict[str, Any] = {"renewed": [], "expiring": None}
+        with transaction(self.sessions) as session:
+            renew = claim_run(session, "ca.ocsp_renewal", holder, now.strftime("%Y-%m-%dT%H:%M"),
+                              dt.timedelta(minutes=10), now=now)
+        if renew:
+            result["renewed"] = self.renew_ocsp_responders()
+        else:
+            self.ocsp.reload_if_changed()
+        with transaction(self.sessions) as session:
+            daily = claim_run(session, "ca.expiry_alerts", holder, now.strftime("%Y-%m-%d"),
+                              dt.timedelta(minutes=10), now=now)
+        if daily:
+            result["expiring"] = len(self.check_expiry())
+        return result
+
+    def check_ready(self) -> None:
+        """Readiness: every active CA's key signs, its responder is loaded and its CRL is current.
+
+        Raises:
+            KeyStoreError leaves, CRLStale, CRLUnavailable.
+        """
+        now = self.clock()
+        for ca in self.list_cas():
+            if ca.status != CA_ACTIVE:
+                continue
+            self.keystore.sign(ca.key_id, b"hengxin ca readiness probe")
+            latest = self.publisher.latest(ca.id)
+            if latest.next_update <= now:
+                raise CRLStale(f"the CRL of CA {ca.name} expired at {isoformat_utc(latest.next_update)}",
+                               detail_zh=f"CA {ca.name} 的 CRL 已过期", ca=ca.name)
+
+    # -- internals --------------------------------------------------------------------------------------
+
+    def _all_cas(self) -> list[CAInfo]:
+        with transaction(self.sessions) as session:
+            return store.list_cas(session)
+
+    def _active_ca(self, name: str) -> CAInfo:
+        with transaction(self.sessions) as session:
+            row = store.active_ca_row(session, name)
+            return store.ca_info(row, store.ca_names(session))
+
+    def _ca_name(self, session: Session, ca_id: int) -> str:
+        name = self._names.get(ca_id)
+        if name is None:
+            name = session.execute(
+                select(CertificateAuthorityRow.name).where(CertificateAuthorityRow.id == ca_id)
+            ).scalar_one()
+            self._names[ca_id] = name
+        return name
+
+    @staticmethod
+    def _mark_dirty(session: Session, ca_id: int, now: dt.datetime) -> None:
+        session.execute(
+            update(CertificateAuthorityRow)
+            .where(CertificateAuthorityRow.id == ca_id)
+            .values(
+                crl_dirty_since=func.coalesce(CertificateAuthorityRow.crl_dirty_since, now),
+                revocation_version=CertificateAuthorityRow.revocation_version + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    def _check_revocable(self, row: Any, hold: bool) -> None:
+        if row.status in (RESERVED, FAILED):
+            raise CertificateNotIssued("no certificate was issued under this serial number",
+                                       detail_zh="该序列号下没有已签发的证书", status=row.status)
+        if row.status == REVOKED:
+            raise AlreadyRevoked("the certificate is already revoked", detail_zh="证书已被吊销",
+                                 status=row.status)
+        if row.status == HOLD and hold:
+            raise AlreadyRevoked("the certificate is already on hold", detail_zh="证书已处于冻结状态",
+                                 status=row.status)
+        if row.profile == "root-ca":
+            raise RootNotRevocable("a self-signed root is withdrawn from trust stores, not revoked",
+                                   detail_zh="自签名根证书不能被吊销，应从信任库中移除")
+
+    def _renewable(self, reference: str | int, *, allow_revoked: bool) -> tuple[CertificateInfo, CAInfo, Profile]:
+        with transaction(self.sessions) as session:
+            row = store.certificate_row(session, reference)
+            info = store.certificate_info(row, self._ca_name(session, row.ca_id))
+        if info.status in (RESERVED, FAILED) or info.der is None:
+            raise CertificateNotIssued("no certificate was issued under this serial number",
+                                       detail_zh="该序列号下没有已签发的证书", status=info.status)
+        if info.status in (REVOKED, HOLD) and not allow_revoked:
+            raise AlreadyRevoked("a revoked certificate is not renewed: re-key it instead",
+                                 detail_zh="已吊销的证书不能续期，请重新生成密钥", status=info.status)
+        profile = self.profiles.get(info.profile)
+        if profile.ca or info.key_mode in ("ca", "ocsp"):
+            raise InvalidIssueRequest("CA and OCSP responder certificates are renewed by the CA itself",
+                                      detail_zh="CA 与 OCSP 响应器证书由系统自行续期", rule="profile")
+        return info, self._active_ca(info.ca), profile
+
+    def _key_type(self, algorithm: str | None, profile: Profile, *, end_entity: bool = False) -> KeyType:
+        if algorithm is None:
+            preferred = KeyType(self.options.end_entity_algorithm if end_entity else self.options.algorithm)
+            if preferred in profile.key_types:
+                return preferred
+            return sorted(profile.key_types, key=lambda k: k.value)[0]
+        try:
+            key_type = KeyType(algorithm.lower())
+        except ValueError:
+            raise InvalidIssueRequest(
+                f"unknown key algorithm {algorithm!r}; choose one of {', '.join(k.value for k in KeyType)}",
+                detail_zh=f"未知密钥算法 {algorithm!r}", rule="key_algorithm",
+            ) from None
+        if key_type not in profile.key_types:
+            raise ProfileViolation(f"key type {key_type} is not allowed by profile {profile.name}", rule="key_type",
+                                   detail_zh=f"证书模板 {profile.name} 不允许 {key_type} 密钥")
+        return key_type
+
+    @staticmethod
+    def _check_owner(owner: str | None) -> str:
+        if not owner or not _OWNER.fullmatch(owner):
+            raise InvalidIssueRequest("a custodial key needs an owner such as 'user:zhangwei'",
+                                      detail_zh="托管密钥需要所有者，例如 'user:zhangwei'", rule="owner")
+        return owner
+
+    @staticmethod
+    def _check_not_issuer_key(public_key: CertificatePublicKeyTypes, ca: CAInfo) -> None:
+        if public_key == ca.certificate.public_key():
+            raise ProfileViolation("the subject key must differ from the issuer key", rule="key_reuse",
+                                   detail_zh="主体密钥不能与签发密钥相同")
+
+    def _validity(
+        self, profile: Profile, issuer_not_after: dt.datetime | None, validity_days: int | None
+    ) -> tuple[dt.datetime, dt.datetime]:
+        now = self.clock().replace(microsecond=0)
+        not_before = now - BACKDATE
+        if validity_days is not None:
+            if isinstance(validity_days, bool) or not isinstance(validity_days, int) or validity_days < 1:
+                raise ProfileViolation("validity_days must be a positive number of days", rule="validity",
+                                       detail_zh="有效天数必须为正整数")
+            not_after = not_before + dt.timedelta(days=validity_days)
+        else:
+            not_after = not_before + profile.default_validity
+        profile.check_validity(not_before, not_after)
+        if issuer_not_after is not None and not_after > issuer_not_after:
+            if validity_days is not None:
+                raise ProfileViolation("the certificate would outlive its issuer", rule="issuer_validity",
+                                       detail_zh="证书有效期不能超过签发机构证书")
+            not_after = issuer_not_after
+        return not_before, not_after
+
+    def _reserve(
+        self,
+        *,
+        issuer_id: int,
+        profile: str,
+        subject: str,
+        not_before: dt.datetime,
+        not_after: dt.datetime,
+        key_mode: str,
+        key_id: str | None,
+        owner: str | None,
+        actor: str,
+        renewal_of: int | None,
+    ) -> tuple[int, int]:
+        """Commit a ``reserved`` row with a fresh serial number; retry on a collision."""
+        for _ in range(SERIAL_ATTEMPTS):
+            serial = new_serial()
+            try:
+                with transaction(self.sessions) as session:
+                    row = CertificateRow(
+                        ca_id=issuer_id,
+                        serial=serial,
+                        status=RESERVED,
+                        profile=profile,
+                        subject=subject,
+                        key_mode=key_mode,
+                        owner=owner,
+                        key_id=key_id,
+                        not_before=not_before,
+                        not_after=not_after,
+                        requested_by=actor[:200],
+                        created_at=self.clock(),
+                        renewal_of=renewal_of,
+                    )
+                    session.add(row)
+                    session.flush()
+                    return row.id, serial
+            except IntegrityError:
+                log.warning("serial number collision; retrying", extra={"ca_id": issuer_id})
+        raise SerialExhausted("could not reserve a free serial number")
+
+    def _discard_pending_ca(self, ca_id: int) -> None:
+        """Free the name of a CA whose creation failed before its certificate was stored."""
+        try:
+            with transaction(self.sessions) as session:
+                session.execute(
+                    delete(CertificateRow).where(
+                        CertificateRow.ca_id == ca_id, CertificateRow.status.in_((RESERVED, FAILED))
+                    )
+                )
+                session.execute(
+                    delete(CertificateAuthorityRow).where(
+                        CertificateAuthorityRow.id == ca_id, CertificateAuthorityRow.status == CA_PENDING
+                    )
+                )
+        except (HengxinError, IntegrityError):
+            log.exception("could not discard a pending CA", extra={"ca_id": ca_id})
+
+    def _mark_failed(self, row_id: int) -> None:
+        try:
+            with transaction(self.sessions) as session:
+                session.execute(
+                    update(CertificateRow)
+                    .where(CertificateRow.id == row_id, CertificateRow.status == RESERVED)
+                    .values(status=FAILED)
+                    .execution_options(synchronize_session=False)
+                )
+        except HengxinError:
+            log.exception("could not mark a reserved serial number as failed", extra={"row_id": row_id})
+
+    def _sign_and_record(
+        self,
+        *,
+        issuer_id: int,
+        issuer_name: str,
+        issuer_cert: x509.Certificate | None,
+        issuer_key_id: str,
+        profile: Profile,
+        subject_values: Mapping[str, Sequence[str]],
+        public_key: CertificatePublicKeyTypes,
+        sans: SubjectAltNames,
+        not_before: dt.datetime,
+        not_after: dt.datetime,
+        key_mode: str,
+        key_id: str | None,
+        owner: str | None,
+        actor: str,
+        action: str,
+        renewal_of: int | None = None,
+        path_length: int | None = None,
+        name_constraints: NameConstraints | None = None,
+        on_commit: Callable[[Session, CertificateRow, x509.Certificate], None] | None = None,
+    ) -> CertificateInfo:
+        """Reserve a serial number (committed), sign, then commit the certificate with its audit record."""
+        subject_text = build_name(subject_values).rfc4514_string()
+        row_id, serial = self._reserve(
+            issuer_id=issuer_id,
+            profile=profile.name,
+            subject=subject_text,
+            not_before=not_before,
+            not_after=not_after,
+            key_mode=key_mode,
+            key_id=key_id,
+            owner=owner,
+            actor=actor,
+            renewal_of=renewal_of,
+        )
+        try:
+            certificate = build_certificate(
+                profile,
+                issuer_cert=issuer_cert,
+                issuer_key=self.keystore.private_key(issuer_key_id),
+                subject=subject_values,
+                public_key=public_key,
+                sans=sans,
+                serial=serial,
+                not_before=not_before,
+                not_after=not_after,
+                urls=None if profile.self_signed else PublicationURLs(self.options.base_url, issuer_name),
+                path_length=path_length,
+                name_constraints=name_constraints,
+            )
+        except BaseException:
+            self._mark_failed(row_id)
+            raise
+        der = certificate.public_bytes(serialization.Encoding.DER)
+        with transaction(self.sessions) as session:
+            row = session.get(CertificateRow, row_id)
+            assert row is not None
+            row.der = der
+            row.fingerprint_sha256 = fingerprint(der)
+            row.status = ISSUED
+            session.flush()
+            if on_commit is not None:
+                on_commit(session, row, certificate)
+            self.audit.append(
+                session,
+                actor=actor,
+                action=action,
+                target=f"certificate:{issuer_name}/{format_serial(serial)}",
+                details={
+                    "id": row_id,
+                    "profile": profile.name,
+                    "subject": subject_text,
+                    "key_mode": key_mode,
+                    "owner": owner,
+                    "not_after": isoformat_utc(not_after),
+                    "fingerprint_sha256": row.fingerprint_sha256,
+                    "renewal_of": renewal_of,
+                },
+            )
+            info = store.certificate_info(row, issuer_name)
+        return info
+
+    def _issue_responder(self, ca: CAInfo, *, actor: str, new_key: bool = False) -> CAInfo:
+        """Issue (or renew) the CA's delegated OCSP responder certificate and record it on the CA.
+
+        Renewal keeps the responder's key unless ``new_key``.
+        """
+        profile = self.profiles.get("ocsp-responder")
+        key_id = None if new_key else ca.ocsp_key_id
+        if key_id is None:
+            ca_type = KeyType(_key_type_name(ca.certificate.public_key()))
+            key_type = ca_type if ca_type in profile.key_types else self._key_type(None, profile)
+            key_id = self.keystore.generate(f"ocsp:{ca.name}", key_type.value).key_id
+        public_key = self.keystore.public_key(key_id)
+        subject_values = profile.check_subject(
+            {"CN": f"{self.options.organisation} OCSP {ca.name}"[:64], "O": self.options.organisation}
+        )
+        not_before, not_after = self._validity(profile, ca.not_after, None)
+
+        def record(session: Session, row: CertificateRow, certificate: x509.Certificate) -> None:
+            session.execute(
+                update(CertificateAuthorityRow)
+                .where(CertificateAuthorityRow.id == ca.id)
+                .values(
+                    ocsp_key_id=key_id,
+                    ocsp_certificate_der=certificate.public_bytes(serialization.Encoding.DER),
+                    ocsp_certificate_id=row.id,
+                )
+                .execution_options(synchronize_session=False)
+            )
+
+        self._sign_and_record(
+            issuer_id=ca.id,
+            issuer_name=ca.name,
+            issuer_cert=ca.certificate,
+            issuer_key_id=ca.key_id,
+            profile=profile,
+            subject_values=subject_values,
+            public_key=public_key,
+            sans=SubjectAltNames(),
+            not_before=not_before,
+            not_after=not_after,
+            key_mode="ocsp",
+            key_id=key_id,
+            owner=f"ca:{ca.name}",
+            actor=actor,
+            action="certificate.renew" if ca.ocsp_certificate_id else "certificate.issue",
+            renewal_of=ca.ocsp_certificate_id,
+            on_commit=record,
+        )
+        return self.get_ca(ca.name)
+
+    def _result(
+        self,
+        certificate: CertificateInfo,
+        ca_name: str,
+        private_key: Any = None,
+        password: str | None = None,
+    ) -> IssueResult:
+        chain = tuple(ca.certificate_der for ca in self.chain(ca_name))
+        pkcs12 = None
+        if private_key is not None:
+            assert certificate.certificate is not None and password is not None
+            pkcs12 = export_pkcs12(
+                private_key,
+                certificate.certificate,
+                [x509.load_der_x509_certificate(der) for der in chain],
+                password,
+                friendly_name=certificate.subject,
+            )
+        return IssueResult(certificate, chain, pkcs12)
+
+
+def normalise_reason(reason: str) -> str:
+    """The RFC 5280 name of a revocation reason (``keyCompromise``; ``key_compromise`` is accepted too).
+
+    Raises:
+        RevocationInvalid: unknown reason, or removeFromCRL (delta CRLs only).
+    """
+    text = (reason or "unspecified").strip()
+    by_lower = {r.lower(): r for r in REVOCATION_REASONS}
+    by_snake = {re.sub(r"(?<!^)(?=[A-Z])", "_", r).lower(): r for r in REVOCATION_REASONS}
+    by_snake["ca_compromise"] = "cACompromise"
+    by_snake["aa_compromise"] = "aACompromise"
+    found = by_lower.get(text.lower()) or by_snake.get(text.lower())
+    if found is None:
+        raise RevocationInvalid(
+            f"unknown revocation reason {reason!r}; use one of {', '.join(REVOCATION_REASONS)}",
+            detail_zh=f"未知吊销原因 {reason!r}", reasons=list(REVOCATION_REASONS),
+        )
+    return found
+
+
+def _speaks_for_the_ca(profile: Profile) -> bool:
+    """Whether a certificate of ``profile`` could sign OCSP responses on behalf of its issuer."""
+    return profile.ocsp_no_check or ExtendedKeyUsageOID.OCSP_SIGNING in profile.extended_key_usage
+
+
+def _key_type_name(public_key: CertificatePublicKeyTypes) -> str:
+    from ca.profiles import key_type_of
+
+    return key_type_of(public_key).value
