@@ -851,7 +851,9 @@ class DRSettings(Section):
         "", description="Cron expression for scheduled drills in [instance] timezone (empty: no scheduled drills)."
     )
     scheduler: bool = Field(True, description="Run scheduled drills inside `hengxin serve` (one node per slot).")
-    scheduler_interval_seconds: float = Field(30.0, gt=0, description="How often the drill scheduler looks at the clock.")
+    scheduler_interval_seconds: float = Field(
+        30.0, gt=0, description="How often the drill scheduler looks at the clock."
+    )
     work_dir: OptionalPath = Field(None, description="Directory for sandboxes (mode 0700). Empty: data_dir/dr.")
     secrets_dir: OptionalPath = Field(
         None,
@@ -1040,23 +1042,64 @@ def check_production_safety(settings: Settings) -> list[str]:
 
 
 def sample_config() -> str:
-    """A complete, commented TOML file with every option at its default."""
+    """A complete, commented TOML file with every option at its default.
+
+    Options that are lists of tables (``[[backup.repositories]]`` ...) are
+    shown empty, followed by a commented example table listing every field.
+    """
     lines = [
         "# Hengxin configuration. Every option is shown at its default.",
         "# Environment variables override the file: HENGXIN_<SECTION>__<KEY>, e.g. HENGXIN_SERVER__PORT=8001.",
         "",
     ]
+    examples: list[str] = []
     for name, field in Settings.model_fields.items():
         section_type = field.annotation
         assert isinstance(section_type, type) and issubclass(section_type, BaseModel)
         lines.append(f"[{name}]")
-        for key, sub in section_type.model_fields.items():
-            if sub.description:
-                lines.append(f"# {sub.description}")
-            default = sub.get_default(call_default_factory=True)
-            lines.append(f"{key} = {_toml_value(default)}")
+        lines.extend(_section_lines(name, section_type, examples))
         lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines + examples)
+
+
+def _table_item_type(annotation: Any) -> type[BaseModel] | None:
+    """The model of a ``list[Model]`` option, else None."""
+    import typing
+
+    if typing.get_origin(annotation) is list:
+        (item,) = typing.get_args(annotation) or (None,)
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            return item
+    return None
+
+
+def _section_lines(path: str, model: type[BaseModel], examples: list[str], *, commented: bool = False) -> list[str]:
+    prefix = "# " if commented else ""
+    out: list[str] = []
+    for key, sub in model.model_fields.items():
+        if sub.description:
+            out.append(f"# {sub.description}")
+        item_type = _table_item_type(sub.annotation)
+        if item_type is not None and not commented:
+            out.append(f"{key} = []  # see the [[{path}.{key}]] example at the end")
+            examples.append(f"# Example [[{path}.{key}]] table (one per entry):")
+            examples.append(f"# [[{path}.{key}]]")
+            examples.extend(_section_lines(f"{path}.{key}", item_type, examples, commented=True))
+            examples.append("")
+            continue
+        if sub.is_required():
+            out.append(f"{prefix}{key} = ...  # required")
+            continue
+        default = sub.get_default(call_default_factory=True)
+        if isinstance(default, BaseModel):
+            out.append(f"# [{path}.{key}] with these fields:")
+            out.extend(_section_lines(f"{path}.{key}", type(default), examples, commented=True))
+            continue
+        if default is None and commented:
+            out.append(f"{prefix}{key} = ...  # optional, unset by default")
+            continue
+        out.append(f"{prefix}{key} = {_toml_value(default)}")
+    return out
 
 
 def _toml_value(value: Any) -> str:
@@ -1068,7 +1111,9 @@ def _toml_value(value: Any) -> str:
         return str(value)
     if isinstance(value, Path):
         return _toml_value(str(value))
-    if isinstance(value, list):
+    if isinstance(value, list | tuple | set | frozenset):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
     text = str(value).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{text}"'

@@ -55,6 +55,8 @@ def test_sample_config_is_complete_and_loads_back(tmp_path: Path) -> None:
     for section in Settings.model_fields:
         assert f"[{section}]" in text
     assert "# Requests per minute per client address" in text
+    # Lists of tables are documented by a commented example listing their fields.
+    assert "# [[backup.repositories]]" in text and "# password_secret = " in text
     config = tmp_path / "sample.toml"
     config.write_text(text)
     loaded = load_settings(config)
