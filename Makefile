@@ -11,7 +11,7 @@ DEB_RUNTIME := python3-venv python3-dev build-essential libldap2-dev libsasl2-de
 	fonts-arphic-gbsn00lp
 # Debian packages the test suite needs on top: real servers and independent verifiers.
 DEB_TEST := postgresql slapd ldap-utils softhsm2 poppler-utils qpdf libnss3-tools chrony faketime \
-	openssh-server openssh-client golang-cfssl
+	openssh-server openssh-client golang-cfssl ansible nginx acl logrotate python3-psycopg2
 
 .PHONY: run test deps deps-test venv install lint bench clean-var
 
