@@ -188,10 +188,11 @@ def db_upgrade() -> None:
     from api.platform import migration_locations
     from core.keys.factory import open_secret_store
 
+    from api.platform import admin_database_password
+
     current = settings()
-    password_name = current.database.password_secret
-    password = open_secret_store(current).get(password_name) if password_name else None
-    engine = build_engine(current.database_admin_url, password=password)
+    engine = build_engine(current.database_admin_url,
+                          password=admin_database_password(current, open_secret_store(current)))
     try:
         pending = pending_migrations(engine, migration_locations())
         migrate(engine, migration_locations())
@@ -203,10 +204,13 @@ def db_upgrade() -> None:
 @db_app.command("grant-app-role")
 def db_grant_app_role(role: str = typer.Argument(..., help="PostgreSQL role the service connects as.")) -> None:
     """PostgreSQL: let ROLE read and write every table, but only SELECT and INSERT on the audit log."""
+    from api.platform import admin_database_password
+    from core.keys.factory import open_secret_store
     from core.store.roles import grant_application_role
 
     current = settings()
-    engine = build_engine(current.database_admin_url)
+    engine = build_engine(current.database_admin_url,
+                          password=admin_database_password(current, open_secret_store(current)))
     try:
         grant_application_role(engine, role)
     finally:
@@ -356,7 +360,7 @@ def keys_list() -> None:
 
 @escrow_app.command("split")
 def escrow_split(
-    secret: str = typer.Option(..., "--secret", help="Name of the secret in the secret store (e.g. master-passphrase)."),
+    secret: str = typer.Option(..., "--secret", help="Secret store name, e.g. master-passphrase."),
     threshold: int = typer.Option(..., "--threshold", "-m", help="Shares needed to recover."),
     shares: int = typer.Option(..., "--shares", "-n", help="Shares to make, one per custodian."),
     out_dir: Path = typer.Option(..., "--out-dir", help="Directory for the share files (one 0600 file each)."),

@@ -70,11 +70,8 @@ class Platform:
         """The schema owner's engine (migrations, audit pruning); the same engine when no admin URL is set."""
         if not self.settings.database.admin_url:
             return self.engine
-        return build_engine(self.settings.database_admin_url, password=self._database_password())
-
-    def _database_password(self) -> str | None:
-        name = self.settings.database.password_secret
-        return self.secrets.get(name) if name else None
+        return build_engine(self.settings.database_admin_url, password=admin_database_password(self.settings,
+                                                                                                self.secrets))
 
     def close(self) -> None:
         for service in self.services.values():
@@ -93,6 +90,12 @@ def _hooks(name: str) -> list[Any]:
     from api.components import components
 
     return [getattr(module, name) for module in components() if hasattr(module, name)]
+
+
+def admin_database_password(settings: Settings, secrets: SecretStore) -> str | None:
+    """The schema owner's password: [database] admin_password_secret, else password_secret, else none."""
+    name = settings.database.admin_password_secret or settings.database.password_secret
+    return secrets.get(name) if name else None
 
 
 def _engine(settings: Settings, secrets: SecretStore) -> Engine:

@@ -105,6 +105,10 @@ class DatabaseSettings(Section):
     password_secret: str = Field(
         "", description="Name of a secret in the secret store holding the database password (optional)."
     )
+    admin_password_secret: str = Field(
+        "",
+        description="Name of the secret holding the schema owner's password (admin_url). Empty: password_secret.",
+    )
     pool_size: int = Field(10, ge=1, description="Connections kept per process (PostgreSQL).")
     echo: bool = Field(False, description="Log every SQL statement (debugging only).")
 
@@ -837,7 +841,9 @@ class AuthSettings(Section):
         300, ge=10, description="Default age limit of the last strong authentication for step-up routes."
     )
     initial_admin_login: str = Field(
-        "admin", min_length=1, description="Login of the system administrator `hengxin init` creates."
+        "admin",
+        description="Login of the system administrator `hengxin init` creates (password in the secret "
+        "`admin-password`); empty: create none.",
     )
 
 
@@ -878,9 +884,6 @@ class DRSettings(Section):
     language: Literal["zh-CN", "en"] = Field("zh-CN", description="Language of the human drill report.")
     report_dir: OptionalPath = Field(
         None, description="Where report files (JSON, HTML, PDF) are written as well. Empty: data_dir/dr/reports."
-    )
-    keep_sandbox_on_failure: bool = Field(
-        False, description="Debugging only: keep a failed drill's sandbox directory (processes are always stopped)."
     )
 
 

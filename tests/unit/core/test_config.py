@@ -75,3 +75,17 @@ def test_production_refuses_passphrase_next_to_keys(tmp_path: Path) -> None:
         f'[secrets]\ndirectory = "{tmp_path / "elsewhere"}"\n'
     )
     assert check_production_safety(load_settings(config)) == []
+
+
+def test_schema_owner_may_have_its_own_database_password(tmp_path: Path) -> None:
+    from api.platform import admin_database_password
+    from core.secrets import FileSecretStore
+
+    secrets = FileSecretStore(tmp_path / "secrets")
+    secrets.put("app-db", "app-password")
+    secrets.put("owner-db", "owner-password")
+    config = tmp_path / "hengxin.toml"
+    config.write_text('[database]\npassword_secret = "app-db"\n')
+    assert admin_database_password(load_settings(config), secrets) == "app-password"
+    config.write_text('[database]\npassword_secret = "app-db"\nadmin_password_secret = "owner-db"\n')
+    assert admin_database_password(load_settings(config), secrets) == "owner-password"
