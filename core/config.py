@@ -887,6 +887,61 @@ class DRSettings(Section):
     )
 
 
+class SigningSealSettings(Section):
+    """One organisation seal (电子印章): ``[[signing.seals]]``; the rule decides who may sign with it."""
+
+    name: str = Field(
+        ..., pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="Short name callers choose the seal by."
+    )
+    certificate: str = Field(
+        ...,
+        min_length=1,
+        description="The seal's organisation-seal certificate with a custodial key: its id in the CA, or its "
+        "serial number in hexadecimal (`hengxin sign seal-create` prints it).",
+    )
+    allowed_users: list[str] = Field(
+        default_factory=list, description="Logins (people or service accounts) allowed to sign with this seal."
+    )
+    allowed_roles: list[str] = Field(
+        default_factory=list, description="Roles whose holders are allowed to sign with this seal."
+    )
+    allowed_tokens: list[str] = Field(
+        default_factory=list, description="Names of API tokens (automation) allowed to sign with this seal."
+    )
+
+
+class SigningSettings(Section):
+    """Document signing: limits, defaults and organisation seals (docs/signing.md)."""
+
+    max_upload_bytes: int = Field(
+        20 * 1024 * 1024, ge=1024, description="Largest document (PDF or CMS content) accepted for signing or "
+        "verification, in bytes; [server] upload_max_body_bytes bounds the whole request body as well."
+    )
+    max_pages: int = Field(2000, ge=1, description="Most pages a PDF to sign or verify may have.")
+    default_level: Literal["B-B", "B-T", "B-LT", "B-LTA"] = Field(
+        "B-T", description="PAdES level used when a request names none (CMS: B-B or B-T, B-LT/B-LTA mean B-T)."
+    )
+    keep_signed_files: bool = Field(
+        False, description="Keep every signed output in the database next to its record (off: only hashes)."
+    )
+    step_up_max_age_seconds: int = Field(
+        300, ge=10, le=3600, description="A personal signature needs a password+TOTP or certificate login at most "
+        "this many seconds old."
+    )
+    seals: list[SigningSealSettings] = Field(
+        default_factory=list, description="Organisation seals: [[signing.seals]] tables."
+    )
+
+    @field_validator("seals")
+    @classmethod
+    def _unique_seal_names(cls, value: list[SigningSealSettings]) -> list[SigningSealSettings]:
+        names = [seal.name for seal in value]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"seal names must be unique: {', '.join(duplicates)}")
+        return value
+
+
 class Settings(BaseSettings):
     """All of Hengxin's settings.  ``config_path`` records where they were read from."""
 
@@ -910,6 +965,7 @@ class Settings(BaseSettings):
     tsa: TSASettings = Field(default_factory=TSASettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     dr: DRSettings = Field(default_factory=DRSettings)
+    signing: SigningSettings = Field(default_factory=SigningSettings)
 
     @classmethod
     def settings_customise_sources(
