@@ -666,6 +666,11 @@ class CASettings(Section):
     expiry_warning_days: int = Field(
         30, ge=1, description="Raise an alert for certificates (including the platform's own) expiring this soon."
     )
+    background_jobs: bool = Field(
+        True,
+        description="Run the CRL publisher and maintenance (responder renewal, expiry alerts) inside `hengxin serve`. "
+        "Off only for instances that must not publish, such as disaster-recovery sandboxes.",
+    )
     maintenance_interval_seconds: float = Field(
         3600.0,
         ge=10,

@@ -106,9 +106,8 @@ def sandbox_settings(
         scheduler=False, repositories=[], jobs=[], extra_paths=[], state_dir=str(sandbox / "backup")
     )
     section("directory").update(enabled=False, federation=[])
-    # The CA has no switch for its jobs: push them to the longest allowed interval, beyond a drill's life.
-    ca = section("ca")
-    ca.update(crl_check_interval_seconds=300.0, maintenance_interval_seconds=10.0 * 365 * 86400)
+    # The sandbox publishes nothing: no CRL generation, no responder renewal.
+    section("ca").update(background_jobs=False)
     section("tsa").update(ntp_servers=[], max_clock_offset_seconds=0.0)
     return data
 

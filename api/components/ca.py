@@ -72,9 +72,10 @@ def open_hook(platform: Platform) -> None:
             except Exception:  # noqa: BLE001 - as above
                 log.exception("CA maintenance failed")
 
-    tasks = platform.services.setdefault("background_tasks", [])
-    tasks.append(crl_publisher)
-    tasks.append(maintenance)
+    if platform.settings.ca.background_jobs:
+        tasks = platform.services.setdefault("background_tasks", [])
+        tasks.append(crl_publisher)
+        tasks.append(maintenance)
     platform.services.setdefault("readiness_probes", {})["ca"] = service.check_ready
 
 
