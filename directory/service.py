@@ -175,12 +175,17 @@ class DirectoryService:
         self.lockout = LockoutPolicy.from_settings(settings)
         self.hasher = hasher or PasswordHasher(Argon2Parameters.from_settings(settings))
         self._change_listeners: list[Callable[[], None]] = []
+        self._grant_checks: list[Callable[[Session, int, str, str], None]] = []
 
     # -- plumbing ---------------------------------------------------------------------------
 
     def add_change_listener(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` after every committed transaction that queued an LDAP change."""
         self._change_listeners.append(callback)
+
+    def add_grant_check(self, check: Callable[[Session, int, str, str], None]) -> None:
+        """Call ``check(session, user_id, login, role)`` before a new grant; it raises to refuse it."""
+        self._grant_checks.append(check)
 
     def _notify(self) -> None:
         for callback in self._change_listeners:
@@ -1563,6 +1568,8 @@ class DirectoryService:
             key = _assignment_key(user.id, role_row.id, department_row.id if department_row else None)
             row = session.scalar(select(RoleAssignmentRow).where(RoleAssignmentRow.assignment_key == key))
             if row is None:
+                for check in self._grant_checks:
+                    check(session, user.id, user.login, role_row.name)
                 row = RoleAssignmentRow(
                     user_id=user.id,
                     role_id=role_row.id,

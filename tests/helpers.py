@@ -17,6 +17,8 @@ def make_settings(data_dir: Path, database_url: str = "", **sections: dict[str, 
         "keys": dict(FAST_KEYS),
         "database": {"url": database_url},
         "server": {"rate_limit_per_minute": 0},
+        # Tests start from an empty directory; the initial administrator has its own tests.
+        "auth": {"initial_admin_login": ""},
     }
     for name, section in sections.items():
         values[name] = {**values.get(name, {}), **section}

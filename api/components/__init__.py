@@ -23,6 +23,7 @@ COMPONENT_MODULES: list[str] = [
     "api.components.timestamp",
     "api.components.backup",
     "api.components.directory",
+    "api.components.auth",
     "api.components.dr",
 ]
 
