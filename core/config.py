@@ -947,6 +947,43 @@ class SigningSettings(Section):
         return value
 
 
+_DEFAULT_APPROVAL: dict[str, str] = {
+    "person-auth": "auto", "organisation-seal": "two", "sub-ca": "two", "tsa": "two",
+}
+
+
+class RASettings(Section):
+    """The registration authority: certificate requests, their approval, binding to the directory (docs/ca.md)."""
+
+    approval: dict[str, Literal["auto", "one", "two"]] = Field(
+        default_factory=lambda: dict(_DEFAULT_APPROVAL),
+        description="Approval rule per profile: auto (issued at once, for an active user), one (one approver) or "
+        "two (two different approvers, four eyes). Entries given here replace the defaults one by one "
+        "(person-auth auto; organisation-seal, sub-ca, tsa two); other profiles use default_approval.",
+    )
+    default_approval: Literal["auto", "one", "two"] = Field(
+        "one", description="Approval rule of profiles not named in approval."
+    )
+    person_profiles: list[str] = Field(
+        default_factory=lambda: ["person-auth", "person-sign"],
+        description="Profiles whose subject is a person: CN, O/OU and the e-mail SAN come from the directory entry.",
+    )
+    subject_source: Literal["directory", "refuse_mismatch"] = Field(
+        "directory", description="For person profiles: directory replaces the CSR's subject with the directory's; "
+        "refuse_mismatch refuses a CSR whose subject or e-mail names disagree with the directory (ra.subject_mismatch).",
+    )
+    revoke_on_disable: bool = Field(True, description="Revoke a user's certificates when the user is disabled.")
+    revoke_reason_on_disable: Literal["affiliationChanged", "cessationOfOperation"] = Field(
+        "affiliationChanged", description="RFC 5280 reason of those revocations."
+    )
+
+    @field_validator("approval", mode="before")
+    @classmethod
+    def _approval_over_defaults(cls, value: Any) -> Any:
+        # Naming one profile must not silently drop the four-eyes defaults of the others.
+        return {**_DEFAULT_APPROVAL, **value} if isinstance(value, dict) else value
+
+
 class Settings(BaseSettings):
     """All of Hengxin's settings.  ``config_path`` records where they were read from."""
 
@@ -971,6 +1008,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     dr: DRSettings = Field(default_factory=DRSettings)
     signing: SigningSettings = Field(default_factory=SigningSettings)
+    ra: RASettings = Field(default_factory=RASettings)
 
     @classmethod
     def settings_customise_sources(
