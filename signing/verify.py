@@ -312,7 +312,7 @@ async def _verify_pdf_timestamp(
         kind="document_timestamp",
         field_name=embedded.field_name,
         intact=status.intact,
-        valid=status.valid,
+        valid=bool(status.intact and status.valid),  # a signature over changed content is not valid
         trusted=status.trusted,
         signer=CertificateSummary.of(status.signing_cert),
         chain=_path_summaries(status, carried),
@@ -403,7 +403,7 @@ async def _verify_pdf_signature(
         kind="signature",
         field_name=embedded.field_name,
         intact=status.intact,
-        valid=status.valid,
+        valid=bool(status.intact and status.valid),  # a signature over changed content is not valid
         trusted=status.trusted,
         signer=CertificateSummary.of(status.signing_cert),
         chain=_path_summaries(status, carried),
@@ -696,7 +696,7 @@ async def async_verify_cms(
         kind="signature",
         field_name=None,
         intact=status.intact,
-        valid=status.valid,
+        valid=bool(status.intact and status.valid),  # a signature over changed content is not valid
         trusted=status.trusted,
         signer=CertificateSummary.of(status.signing_cert),
         chain=_path_summaries(status, carried),

@@ -281,6 +281,7 @@ def test_cms_signature_is_accepted_by_openssl(api: SigningAPI) -> None:
                               files={"file": ("notice.p7s", response.content, "application/pkcs7-signature"),
                                      "content": ("notice.txt", content + b"x", "text/plain")}).json()
     assert changed["all_ok"] is False and changed["signatures"][0]["intact"] is False
+    assert changed["signatures"][0]["valid"] is False  # a signature over changed content is never "valid"
 
 
 def test_broken_encrypted_and_oversized_documents_are_refused_with_their_codes(api: SigningAPI) -> None:
