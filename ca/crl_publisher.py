@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import threading
 import time
 
 from cryptography import x509
@@ -81,6 +82,8 @@ class CRLPublisher:
         self.keep = max(1, keep)
         self.lease_ttl = lease_ttl
         self._cache: dict[int, PublishedCRL] = {}
+        # One publication at a time in this process (API requests and the background job share it).
+        self._publish_lock = threading.Lock()
 
     # -- reading ------------------------------------------------------------------------------------
 
@@ -124,17 +127,35 @@ class CRLPublisher:
     # -- publishing ---------------------------------------------------------------------------------
 
     def publish(self, ca_id: int) -> PublishedCRL:
-        """Build, sign and store a new full CRL of the CA now (the caller holds the lease)."""
+        """Build, sign and store a new full CRL of the CA now (the caller holds the lease).
+
+        The CRL number is taken first, under the CA row's lock, and the entries and thisUpdate are
+        read after it in the same short transaction: a higher number therefore never carries older
+        entries or an older thisUpdate, even when two publishers race.  Signing happens outside the
+        transaction so revocations are not held up by a large CRL.
+        """
+        with self._publish_lock:
+            return self._publish(ca_id)
+
+    def _publish(self, ca_id: int) -> PublishedCRL:
         with transaction(self.sessions) as session:
+            session.execute(
+                update(CertificateAuthorityRow)
+                .where(CertificateAuthorityRow.id == ca_id)
+                .values(crl_number=CertificateAuthorityRow.crl_number + 1)
+                .execution_options(synchronize_session=False)
+            )
             ca = session.execute(
                 select(
                     CertificateAuthorityRow.key_id,
                     CertificateAuthorityRow.certificate_der,
                     CertificateAuthorityRow.revocation_version,
+                    CertificateAuthorityRow.crl_number,
                 ).where(CertificateAuthorityRow.id == ca_id)
             ).one()
-            # The version is read before the entries: a revocation committed in between is in the
-            # entries but not in the version, which only costs one extra rebuild later.
+            number = ca.crl_number
+            # Read under the lock: every revocation committed before the number was taken is included.
+            this_update = self.clock().replace(microsecond=0)
             entries = session.execute(
                 select(
                     CertificateRow.serial,
@@ -143,17 +164,6 @@ class CRLPublisher:
                     CertificateRow.invalidity_date,
                 ).where(CertificateRow.ca_id == ca_id, CertificateRow.status.in_((REVOKED, HOLD)))
             ).all()
-            session.execute(
-                update(CertificateAuthorityRow)
-                .where(CertificateAuthorityRow.id == ca_id)
-                .values(crl_number=CertificateAuthorityRow.crl_number + 1)
-                .execution_options(synchronize_session=False)
-            )
-            number = session.execute(
-                select(CertificateAuthorityRow.crl_number).where(CertificateAuthorityRow.id == ca_id)
-            ).scalar_one()
-        now = self.clock()
-        this_update = now.replace(microsecond=0)
         next_update = this_update + self.validity
         revoked = [
             RevokedEntry(
