@@ -55,6 +55,8 @@ class Permission(enum.StrEnum):
     # Act on one's own account (log out, enrol a second factor): every logged-in person holds it.
     ACCOUNT_SELF = "account.self"
     TOKENS_INTROSPECT = "tokens.introspect"
+    CERTIFICATE_REQUESTS_SUBMIT = "certificate_requests.submit"
+    CERTIFICATE_REQUESTS_APPROVE = "certificate_requests.approve"
 
 
 # (method, path template) of routes anyone may call.  Protocol endpoints that
@@ -105,7 +107,8 @@ BUILTIN_ROLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "certificate-operator": (
         "证书操作员",
         "Certificate operator: issues, approves and revokes certificates",
-        ("ca.read", "certificates.read", "certificates.issue", "certificates.revoke"),
+        ("ca.read", "certificates.read", "certificates.issue", "certificates.revoke",
+         "certificate_requests.submit", "certificate_requests.approve"),
     ),
     "security-officer": (
         "安全保密员",

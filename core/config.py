@@ -970,7 +970,8 @@ class RASettings(Section):
     )
     subject_source: Literal["directory", "refuse_mismatch"] = Field(
         "directory", description="For person profiles: directory replaces the CSR's subject with the directory's; "
-        "refuse_mismatch refuses a CSR whose subject or e-mail names disagree with the directory (ra.subject_mismatch).",
+        "refuse_mismatch refuses a CSR whose subject or e-mail names disagree with the directory "
+        "(ra.subject_mismatch).",
     )
     revoke_on_disable: bool = Field(True, description="Revoke a user's certificates when the user is disabled.")
     revoke_reason_on_disable: Literal["affiliationChanged", "cessationOfOperation"] = Field(

@@ -176,6 +176,7 @@ class DirectoryService:
         self.hasher = hasher or PasswordHasher(Argon2Parameters.from_settings(settings))
         self._change_listeners: list[Callable[[], None]] = []
         self._grant_checks: list[Callable[[Session, int, str, str], None]] = []
+        self._status_listeners: list[Callable[[User, str], None]] = []
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -186,6 +187,10 @@ class DirectoryService:
     def add_grant_check(self, check: Callable[[Session, int, str, str], None]) -> None:
         """Call ``check(session, user_id, login, role)`` before a new grant; it raises to refuse it."""
         self._grant_checks.append(check)
+
+    def add_status_listener(self, callback: Callable[[User, str], None]) -> None:
+        """Call ``callback(user, actor)`` after a committed status change (lock, unlock, disable, enable)."""
+        self._status_listeners.append(callback)
 
     def _notify(self) -> None:
         for callback in self._change_listeners:
@@ -944,7 +949,10 @@ class DirectoryService:
                 details["reason"] = reason
             self._audit(session, actor, action, f"user:{row.login}", details, source=source)
             self._queue_user(session, row)
-            return self._user_value(session, row, now)
+            user = self._user_value(session, row, now)
+        for callback in self._status_listeners:
+            callback(user, actor)  # after the commit; a listener's failure is the caller's to see
+        return user
 
     def lock_user(self, actor: str, login: str, *, reason: str | None = None, source: str = "") -> User:
         """Lock an account (until unlocked); LDAP binds fail from the next publication.

@@ -24,6 +24,7 @@ COMPONENT_MODULES: list[str] = [
     "api.components.backup",
     "api.components.directory",
     "api.components.auth",
+    "api.components.ra",
     "api.components.signing",
     "api.components.dr",
 ]
