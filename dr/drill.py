@@ -108,6 +108,18 @@ class CertificateRegistrar(Protocol):
     def __call__(self, certificate: x509.Certificate, ca: str, drill_id: str) -> dict[str, Any]: ...
 
 
+class SealLocator(Protocol):
+    """Finds the platform seal certificate in the scratch database (wired in ``api/``, which knows the CA's tables)."""
+
+    def __call__(self, database_url: str, password: str | None) -> str | None:
+        """The seal certificate's id in the restored CA, or ``None`` when it holds no usable one."""
+        ...
+
+
+# The name the sandbox's configuration gives the restored platform seal; only the drill's token may use it.
+PROBE_SEAL = "dr-probe"
+
+
 @dataclasses.dataclass(frozen=True)
 class DrillResult:
     id: str
@@ -172,6 +184,7 @@ class DrillService:
         report_renderer: ReportRenderer | None = None,
         report_signer: ReportSigner | None = None,
         certificate_registrar: CertificateRegistrar | None = None,
+        seal_locator: SealLocator | None = None,
         serve_command: list[str] | None = None,
     ) -> None:
         self.settings = settings
@@ -186,6 +199,7 @@ class DrillService:
         self.report_renderer = report_renderer
         self.report_signer = report_signer
         self.certificate_registrar = certificate_registrar
+        self.seal_locator = seal_locator
         self.serve_command = serve_command
         self.node = node_name()
         self.work_dir = self.config.work_dir or settings.data_dir / "dr"
@@ -347,6 +361,7 @@ class DrillService:
                 with step("start_sandbox") as current:
                     secret_values = self._resolve_secrets(needed, secrets_file)
                     token = self._sandbox_token(database_url, drill_id, needed, secret_values)
+                    seal = self._sandbox_seal(database_url, drill_id)
                     sandbox.port = free_port()
                     settings = sandbox_settings(
                         effective,
@@ -355,6 +370,8 @@ class DrillService:
                         database_url=database_url,
                         key_directory=self._restored_root(manifest, sandbox.restore_dir, "keys"),
                         audit_export_dir=self._restored_root(manifest, sandbox.restore_dir, "audit-segments"),
+                        probe_seal=seal,
+                        audience=_sandbox_audience(drill_id),
                     )
                     sandbox.data_dir.mkdir(mode=0o700, exist_ok=True)
                     sandbox.write_secrets(secret_values)
@@ -366,6 +383,9 @@ class DrillService:
                 probes = default_probes(
                     on_certificate=lambda cert, ca: self._record_probe_certificate(cert, ca, drill_id, facts),
                     on_timestamp=lambda info: self._record_probe(drill_id, "dr.probe_timestamp", info, facts),
+                    seal=PROBE_SEAL if seal is not None else None,
+                    on_signature=lambda info: self._record_probe(drill_id, "dr.probe_signature", info, facts),
+                    audience=_sandbox_audience(drill_id),
                 )
                 for probe in [*probes, *self.extra_probes]:
                     with step(f"probe:{probe.name}") as current:
@@ -602,7 +622,7 @@ class DrillService:
             with transaction(session_factory(engine)) as session:
                 session.add(
                     APITokenRow(
-                        name=f"dr-drill-{drill_id}",
+                        name=_token_name(drill_id),
                         token_hash=hashlib.sha256(token.encode("utf-8")).hexdigest(),
                         permissions="*",
                         created_at=self.clock(),
@@ -613,6 +633,15 @@ class DrillService:
         finally:
             engine.dispose()
         return token
+
+    def _sandbox_seal(self, database_url: str, drill_id: str) -> dict[str, Any] | None:
+        """The ``[[signing.seals]]`` table of the restored platform seal, usable by the drill's token only."""
+        if self.seal_locator is None:
+            return None
+        certificate = self.seal_locator(database_url, getattr(self, "_scratch_password", None))
+        if certificate is None:
+            return None
+        return {"name": PROBE_SEAL, "certificate": certificate, "allowed_tokens": [_token_name(drill_id)]}
 
     # ------------------------------------------------------------------ production records of probes
 
@@ -700,7 +729,6 @@ class DrillService:
             ],
             "probes": _jsonable(facts.get("probes", {})),
             "production_records": _jsonable(facts.get("production_records", [])),
-            "pending_probes": ["pdf_signature (no signing endpoint in the sandbox yet)", "password login"],
         }
 
     def _schedule_gap(self, chosen: Snapshot | None, now: dt.datetime) -> dict[str, Any] | None:
@@ -826,6 +854,15 @@ class DrillService:
     def close(self) -> None:
         for thread in list(self._threads):
             thread.join(timeout=1)
+
+
+def _token_name(drill_id: str) -> str:
+    return f"dr-drill-{drill_id}"
+
+
+def _sandbox_audience(drill_id: str) -> str:
+    """The ``aud`` of the sandbox's access tokens: never production's, so its relying parties refuse them."""
+    return f"hengxin-dr-{drill_id}"
 
 
 def _pick(snapshots: Sequence[Snapshot], wanted: str) -> Snapshot:

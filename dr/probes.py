@@ -8,9 +8,10 @@ token, checks what comes back with an implementation nobody here wrote
 :class:`ProbeSkipped` when the platform has nothing to probe (no revoked
 certificate at backup time, a route that does not exist in this version).
 
-Domain probes that need code from another package (signing a PDF) are
-registered by ``api/`` as further :class:`Probe` objects, so this module
-imports no domain package.
+Every probe talks HTTP only, so this module imports no domain package; what
+a probe needs from the restored platform (the name of the seal it may sign
+with) the drill puts into the sandbox's configuration.  ``api/`` may register
+further :class:`Probe` objects.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -284,8 +286,7 @@ class TimestampProbe:
 
 
 class DirectoryProbe:
-    """The restored directory answers: its users can be listed.  (A real password login needs a
-    credential the drill does not have; see docs/dr.md.)"""
+    """The restored directory answers: its users can be listed (a password login is :class:`LoginProbe`)."""
 
     name = "directory"
 
@@ -301,17 +302,224 @@ class DirectoryProbe:
         return {"users_listed": len(items), "logins": sorted(str(u.get("login")) for u in items)[:5]}
 
 
+PDF = "application/pdf"
+
+
+def probe_pdf(text: str) -> bytes:
+    """A small valid one-page A4 PDF showing ``text`` (ASCII; written by hand so no PDF library is needed)."""
+    escaped = text.encode("ascii", "replace").replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
+    content = b"BT /F1 14 Tf 72 760 Td (" + escaped + b") Tj ET"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >> "
+        b"/Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+    ]
+    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for offset in offsets:
+        out += b"%010d 00000 n \n" % offset
+    identifier = _sha256(bytes(out))[:32].encode("ascii")
+    out += b"trailer\n<< /Size %d /Root 1 0 R /ID [<%s> <%s>] >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, identifier, identifier, xref,
+    )
+    return bytes(out)
+
+
+def _not_available(what: str, reason: str, reason_zh: str) -> ProbeFailed:
+    return ProbeFailed(f"{what} not available: {reason}", detail_zh=f"{reason_zh}，无法探测")
+
+
+class SignatureProbe:
+    """The sandbox signs a generated one-page PDF PAdES B-T with the restored platform seal; its own
+    verification reports the signature intact, valid and trusted, and ``qpdf --check`` accepts the file.
+
+    The signed PDF never leaves the sandbox directory (it is deleted at once); its facts go to
+    ``on_signed`` (the drill records them in production as ``dr.probe_signature``).  ``seal`` is the
+    name the sandbox configuration gives the seal; ``None`` when the restored database holds none.
+    """
+
+    name = "signature"
+
+    def __init__(
+        self, seal: str | None, on_signed: Callable[[dict[str, Any]], None] | None = None, qpdf: str = "qpdf"
+    ) -> None:
+        self.seal = seal
+        self.on_signed = on_signed
+        self.qpdf = qpdf
+
+    def run(self, context: ProbeContext) -> dict[str, Any]:
+        if self.seal is None:
+            raise _not_available(
+                "PDF signing",
+                "the restored database holds no valid platform seal certificate",
+                "恢复的数据库中没有有效的平台印章证书",
+            )
+        qpdf = shutil.which(self.qpdf)
+        if qpdf is None:
+            raise ProbeFailed(
+                "qpdf is not installed: install the Debian package qpdf", detail_zh="未安装 qpdf：请安装 qpdf 软件包"
+            )
+        document = probe_pdf(f"{PROBE_SUBJECT} {context.drill_id}")
+        with context.client() as client:
+            signed = client.post(
+                "/api/v1/signatures/pdf",
+                files={"file": ("dr-probe.pdf", document, PDF)},
+                data={"seal": self.seal, "level": "B-T", "reason": f"{PROBE_SUBJECT} {context.drill_id}"},
+            )
+            if signed.status_code == 404:
+                raise _not_available("PDF signing", "the sandbox has no signing API", "沙箱没有签名接口")
+            _expect(signed, "signing the probe PDF")
+            verified = _expect(
+                client.post("/api/v1/signatures/verify", files={"file": ("dr-probe.signed.pdf", signed.content, PDF)}),
+                "verifying the probe PDF",
+            )
+        signatures = [s for s in verified.json().get("signatures", []) if s.get("kind") == "signature"]
+        if len(signatures) != 1:
+            raise ProbeFailed(
+                f"the sandbox reports {len(signatures)} signatures in the probe PDF, expected 1",
+                detail_zh="沙箱报告的探测 PDF 签名数量不是 1",
+            )
+        signature = signatures[0]
+        failed = [check for check in ("intact", "valid", "trusted") if not signature.get(check)]
+        if failed:
+            raise ProbeFailed(
+                f"the sandbox's verification of the probe PDF is not {', '.join(failed)}: "
+                f"{'; '.join(signature.get('problems') or [])[:300]}",
+                detail_zh="沙箱对探测 PDF 的验证未通过",
+            )
+        path = context.write("probe-signed.pdf", signed.content)
+        try:
+            checked = subprocess.run(  # noqa: S603 - fixed program, no shell
+                [qpdf, "--check", str(path)], capture_output=True, text=True, timeout=60, check=False
+            )
+        finally:
+            path.unlink(missing_ok=True)
+        if checked.returncode != 0:
+            raise ProbeFailed(
+                f"qpdf --check refused the signed probe PDF (exit code {checked.returncode}): "
+                f"{(checked.stderr or checked.stdout).strip()[:300]}",
+                detail_zh="qpdf --check 未通过已签名的探测 PDF",
+            )
+        signer = signature.get("signer") or {}
+        facts = {
+            "seal": self.seal,
+            "record": signed.headers.get("X-Signature-Record"),
+            "level_requested": "B-T",
+            "level": signature.get("level"),
+            "document_sha256": _sha256(document),
+            "output_sha256": _sha256(signed.content),
+            "signer_serial": signer.get("serial_number"),
+            "signer_fingerprint": signer.get("sha256"),
+            "signer_subject": signer.get("subject"),
+            "timestamp_time": signature.get("timestamp_time"),
+            "intact": True,
+            "valid": True,
+            "trusted": True,
+            "qpdf_check": "ok",
+            "signed_pdf": "discarded",
+        }
+        if self.on_signed is not None:
+            self.on_signed(facts)
+        return facts
+
+
+class LoginProbe:
+    """A temporary user created through the sandbox's directory API (so only in the scratch database)
+    logs in with a password; the access token verifies against the sandbox's JWKS with the sandbox's
+    own issuer (its base URL) and, when given, audience."""
+
+    name = "login"
+
+    def __init__(self, audience: str | None = None) -> None:
+        self.audience = audience
+
+    def run(self, context: ProbeContext) -> dict[str, Any]:
+        import secrets as pysecrets
+
+        import jwt
+
+        login = f"dr-probe-{context.drill_id}".lower()[:100]
+        # Random, and sure to meet any password policy's character classes and length.
+        password = pysecrets.token_urlsafe(32) + "aA1!"
+        with context.client() as client:
+            keys = client.get("/.well-known/jwks.json")
+            if keys.status_code == 404:
+                raise _not_available("password login", "the instance has no auth component", "实例没有认证组件")
+            _expect(keys, "fetching the JWKS")
+            created = client.post(
+                "/api/v1/users",
+                json={"login": login, "display_name": f"{PROBE_SUBJECT} {context.drill_id}", "password": password},
+            )
+            if created.status_code == 404:
+                raise _not_available("password login", "the instance has no directory API", "实例没有目录接口")
+            _expect(created, "creating the probe user", 201)
+        with httpx.Client(base_url=context.base_url, timeout=30.0) as client:
+            answer = client.post("/api/v1/auth/login", json={"login": login, "password": password})
+            if answer.status_code == 404:
+                raise _not_available("password login", "the instance has no auth component", "实例没有认证组件")
+            _expect(answer, "logging in as the probe user")
+        access_token = answer.json().get("access_token")
+        if not access_token:
+            raise ProbeFailed("the login answer carries no access token", detail_zh="登录响应中没有访问令牌")
+        try:
+            kid = jwt.get_unverified_header(access_token).get("kid")
+            entries = [k for k in keys.json().get("keys", []) if k.get("kid") == kid]
+            if not entries:
+                raise ProbeFailed(
+                    f"the access token's key {kid!r} is not in the sandbox's JWKS",
+                    detail_zh="访问令牌的密钥不在 JWKS 中",
+                )
+            key = jwt.PyJWK(entries[0])
+            claims = jwt.decode(
+                access_token, key.key, algorithms=[key.algorithm_name], issuer=context.base_url,
+                audience=self.audience,
+                options={"require": ["iss", "aud", "sub", "exp"], "verify_aud": self.audience is not None},
+            )
+        except jwt.PyJWTError as e:
+            raise ProbeFailed(
+                f"the access token does not verify against the sandbox's JWKS: {e}",
+                detail_zh="访问令牌未通过沙箱 JWKS 验证",
+            ) from e
+        if claims.get("sub") != login:
+            raise ProbeFailed(
+                f"the access token names {claims.get('sub')!r}, not the probe user",
+                detail_zh="访问令牌的主体不是探测用户",
+            )
+        return {
+            "login": login,
+            "algorithm": key.algorithm_name,
+            "kid": kid,
+            "issuer": claims.get("iss"),
+            "audience": claims.get("aud"),
+            "amr": claims.get("amr"),
+            "expires_in": answer.json().get("expires_in"),
+        }
+
+
 def default_probes(
     *,
     on_certificate: Callable[[x509.Certificate, str], None] | None = None,
     on_timestamp: Callable[[dict[str, Any]], None] | None = None,
+    seal: str | None = None,
+    on_signature: Callable[[dict[str, Any]], None] | None = None,
+    audience: str | None = None,
 ) -> list[Probe]:
     return [
         ReadyProbe(),
         CertificateProbe(on_certificate),
         RevocationProbe(),
         TimestampProbe(on_timestamp),
+        SignatureProbe(seal, on_signature),
         DirectoryProbe(),
+        LoginProbe(audience),
     ]
 
 

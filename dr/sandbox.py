@@ -64,6 +64,8 @@ def sandbox_settings(
     database_url: str,
     key_directory: Path | None,
     audit_export_dir: Path | None,
+    probe_seal: Mapping[str, Any] | None = None,
+    audience: str | None = None,
 ) -> dict[str, Any]:
     """The sandbox's settings: the restored ones with every outward side effect off.
 
@@ -72,6 +74,13 @@ def sandbox_settings(
     pushed beyond the sandbox's lifetime, no scheduled drills, and
     ``[instance] base_url`` pointing at the sandbox itself, so nothing it
     builds refers to (or fetches from) production.
+
+    The restored organisation seals are replaced by ``probe_seal`` (one
+    ``[[signing.seals]]`` table, or none), so within the sandbox only the
+    probe may sign, and signed outputs are not kept.  With ``audience``, the
+    access tokens the sandbox issues carry that ``aud`` (and always the
+    sandbox's own ``iss``), so no production relying party accepts them even
+    though the restored token key is a copy of production's.
     """
     data = json.loads(json.dumps(dict(effective)))
     data.pop("dr", None)
@@ -109,6 +118,9 @@ def sandbox_settings(
     # The sandbox publishes nothing: no CRL generation, no responder renewal.
     section("ca").update(background_jobs=False)
     section("tsa").update(ntp_servers=[], max_clock_offset_seconds=0.0)
+    section("signing").update(seals=[dict(probe_seal)] if probe_seal else [], keep_signed_files=False)
+    if audience:
+        section("auth")["audience"] = audience
     return data
 
 

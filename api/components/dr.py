@@ -11,6 +11,7 @@ seal certificate on ``hengxin init``.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -116,6 +117,38 @@ class SealReportSigner:
             return sign_pdf(pdf, signer, level="B-T", **options), "B-T"
 
 
+def restored_seal_certificate(database_url: str, password: str | None, *, now: dt.datetime) -> str | None:
+    """The id of the newest valid platform seal certificate with a custodial key in a restored database.
+
+    The drill names it in the sandbox's ``[[signing.seals]]`` so the signature probe can sign with it;
+    the sandbox itself checks it again before signing.
+    """
+    from sqlalchemy import select
+
+    from ca.models import CertificateRow
+    from core.store import build_engine, session_factory, transaction
+
+    engine = build_engine(database_url, pool_size=1, password=password)
+    try:
+        with transaction(session_factory(engine)) as session:
+            rows = session.scalars(
+                select(CertificateRow)
+                .where(
+                    CertificateRow.owner == SEAL_OWNER,
+                    CertificateRow.profile == SEAL_PROFILE,
+                    CertificateRow.status == "issued",
+                    CertificateRow.key_id.is_not(None),
+                )
+                .order_by(CertificateRow.id.desc())
+            )
+            for row in rows:
+                if row.der is not None and row.not_before <= now < row.not_after:
+                    return str(row.id)
+    finally:
+        engine.dispose()
+    return None
+
+
 def build_service(platform: Platform) -> DrillService:
     from backup.service import BackupService
     from dr.drill import DrillService
@@ -133,6 +166,11 @@ def build_service(platform: Platform) -> DrillService:
         clock=platform.clock,
         report_renderer=render_pdf,
         report_signer=SealReportSigner(platform) if platform.services.get("ca") is not None else None,
+        seal_locator=(
+            (lambda url, password: restored_seal_certificate(url, password, now=platform.clock()))
+            if platform.services.get("ca") is not None
+            else None
+        ),
     )
 
 

@@ -58,10 +58,20 @@ def test_drill_on_platform_with_issued_revoked_and_signed_material_passes(
     assert result.result == "passed", result.report
     assert result.exit_code == 0
     status = steps(result)
-    for name in ("probe:ready", "probe:certificate", "probe:revocation", "probe:timestamp", "teardown"):
+    for name in (
+        "probe:ready", "probe:certificate", "probe:revocation", "probe:timestamp", "probe:signature",
+        "probe:login", "teardown",
+    ):
         assert status[name] == "passed", (name, result.report["steps"])
     assert result.report["probes"]["revocation"]["ocsp"] == "revoked"
     assert result.report["probes"]["revocation"]["crl"] == "listed"
+    signature = result.report["probes"]["signature"]
+    assert signature["intact"] and signature["valid"] and signature["trusted"] and signature["qpdf_check"] == "ok"
+    assert signature["signed_pdf"] == "discarded"
+    login = result.report["probes"]["login"]
+    assert login["login"] == f"dr-probe-{result.id}".lower()
+    assert login["issuer"].startswith("http://127.0.0.1:") and login["audience"] == f"hengxin-dr-{result.id}"
+    print("probes:", json.dumps({k: result.report["probes"][k] for k in ("signature", "login")}, indent=1))
     assert result.rto_seconds is not None and result.rto_seconds < 120
     assert result.rpo_seconds is not None and result.rpo_seconds >= 0
     assert_nothing_left(result)
@@ -72,6 +82,7 @@ def test_drill_on_platform_with_issued_revoked_and_signed_material_passes(
     with platform.transaction() as session:
         actions = [r.action for r in session.scalars(select(AuditRecordRow))]
     assert "dr.probe_certificate" in actions and "dr.drill" in actions
+    assert "dr.probe_signature" in actions and "dr.probe_timestamp" in actions
 
     # The history lists it, and its signed PDF validates in pyHanko with the CJK font embedded.
     service = service_of(world)
