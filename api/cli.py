@@ -80,24 +80,78 @@ def fail(error: HengxinError) -> NoReturn:
 # -- init / serve -----------------------------------------------------------------------------------
 
 
+def _keys_section(
+    keys: str, *, module: Path | None, token_label: str | None, pin_file: Path | None,
+    vault_url: str | None, vault_token_file: Path | None,
+) -> str:
+    """The ``[keys]`` section ``hengxin init --keys`` writes; raises ConfigurationError naming what is missing."""
+    if keys == "file":
+        return '\n[keys]\nbackend = "file"\n'
+    if keys == "pkcs11":
+        missing = [name for name, value in (("--pkcs11-token-label", token_label), ("--pkcs11-pin-file", pin_file))
+                   if not value]
+        if missing:
+            raise ConfigurationError(
+                "--keys pkcs11 needs " + " and ".join(missing)
+                + " (the token's label, and a file holding its user PIN, which init puts in the secret store)"
+            )
+        lines = ['backend = "pkcs11"', f"pkcs11_token_label = {json.dumps(token_label)}"]
+        if module is not None:
+            lines.append(f"pkcs11_module = {json.dumps(str(module.absolute()))}")
+        return "\n[keys]\n" + "\n".join(lines) + "\n"
+    if keys == "vault":
+        missing = [name for name, value in (("--vault-url", vault_url), ("--vault-token-file", vault_token_file))
+                   if not value]
+        if missing:
+            raise ConfigurationError(
+                "--keys vault needs " + " and ".join(missing)
+                + " (for AppRole, write [keys] yourself: docs/key-custody.md)"
+            )
+        assert vault_token_file is not None
+        lines = ['backend = "vault"', f"vault_url = {json.dumps(vault_url)}", 'vault_auth = "token"',
+                 f"vault_token_file = {json.dumps(str(vault_token_file.absolute()))}"]
+        return "\n[keys]\n" + "\n".join(lines) + "\n"
+    raise ConfigurationError(f"--keys must be file, pkcs11 or vault, not {keys!r}")
+
+
 @app.command()
 def init(
     if_needed: bool = typer.Option(False, "--if-needed", help="Do nothing (exit 0) when already initialised."),
     keys: str | None = typer.Option(None, "--keys", help="Key store backend: file (default), pkcs11, vault."),
+    pkcs11_module: Path | None = typer.Option(None, "--pkcs11-module", help="PKCS#11 module (--keys pkcs11)."),
+    pkcs11_token_label: str | None = typer.Option(None, "--pkcs11-token-label", help="Token label (--keys pkcs11)."),
+    pkcs11_pin_file: Path | None = typer.Option(
+        None, "--pkcs11-pin-file", help="File holding the token's user PIN; stored in the secret store (--keys pkcs11)."
+    ),
+    vault_url: str | None = typer.Option(None, "--vault-url", help="Vault / OpenBao URL (--keys vault)."),
+    vault_token_file: Path | None = typer.Option(
+        None, "--vault-token-file", help="0600 file holding the Vault token (--keys vault)."
+    ),
 ) -> None:
     """Create a new instance: configuration, master passphrase, keys, database, admin token, CA hierarchy."""
     path = _state["config"] or DEFAULT_CONFIG_PATH
     path = Path(path)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         body = '[instance]\ndata_dir = "."\n'
         if keys:
-            body += f'\n[keys]\nbackend = "{keys}"\n'
+            body += _keys_section(keys, module=pkcs11_module, token_label=pkcs11_token_label, pin_file=pkcs11_pin_file,
+                                  vault_url=vault_url, vault_token_file=vault_token_file)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         path.write_text(body, encoding="utf-8")
+        path.chmod(0o600)
         typer.echo(f"wrote configuration {path}")
     current = load_settings(path)
     if keys and current.keys.backend != keys:
         raise ConfigurationError(f"--keys {keys} disagrees with [keys] backend = {current.keys.backend!r} in {path}")
+    if pkcs11_pin_file is not None:
+        from core.keys.factory import open_secret_store
+
+        try:
+            pin = pkcs11_pin_file.read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise ConfigurationError(f"cannot read the PIN file {pkcs11_pin_file}: {e.strerror}") from None
+        current.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        open_secret_store(current).put(current.keys.pkcs11_pin_secret, pin)
     result = initialise(current)
     if not result.created and if_needed:
         typer.echo(f"instance in {result.data_dir} is already initialised")
@@ -106,11 +160,24 @@ def init(
     typer.echo(f"audit key fingerprint (SHA-256 of the public key): {result.audit_key_fingerprint}")
     for key, value in result.details.items():
         typer.echo(f"{key}: {value}")
+    _print_key_fingerprints(current)
     if result.admin_token_file is not None:
         typer.echo(
             f"administrator API token written to {result.admin_token_file} (mode 0600); "
             "use it as 'Authorization: Bearer <token>'"
         )
+
+
+def _print_key_fingerprints(settings: Settings) -> None:
+    """One line per key in the key store: backend, label, key id and the SHA-256 of its public key."""
+    from core.keys.factory import open_keystore, open_secret_store
+
+    store = open_keystore(settings, open_secret_store(settings))
+    try:
+        for info in sorted(store.list_keys(), key=lambda k: k.label):
+            typer.echo(f"key {settings.keys.backend} {info.label} {info.key_id} SHA-256 {info.fingerprint}")
+    finally:
+        store.close()
 
 
 @app.command()
@@ -185,10 +252,8 @@ def config_check(path: Path | None = typer.Argument(None, help="File to check (d
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration (as the schema owner: [database] admin_url when set)."""
-    from api.platform import migration_locations
+    from api.platform import admin_database_password, migration_locations
     from core.keys.factory import open_secret_store
-
-    from api.platform import admin_database_password
 
     current = settings()
     engine = build_engine(current.database_admin_url,

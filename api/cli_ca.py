@@ -235,3 +235,56 @@ def maintain() -> None:
         expiring = service.check_expiry()
     typer.echo(f"renewed OCSP responders: {', '.join(renewed) or 'none'}; "
                f"certificates expiring soon: {len(expiring)}")
+
+
+# -- offline root and key lifecycle ---------------------------------------------------------------------
+
+
+@app.command("export-csr")
+def export_csr(
+    ca: str = typer.Option(..., "--ca", help="The CA whose key the request is for."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Write the PEM CSR here (default: stdout)."),
+    new_key: bool = typer.Option(
+        False, "--new-key", help="Key rollover: prepare a successor CA with a new key and export its CSR."
+    ),
+) -> None:
+    """A CSR for a CA's key in the key store, to be signed by a root kept off the network."""
+    with _service() as (_, service):
+        name, csr = service.export_csr(ca, new_key=new_key, actor=_actor())
+        if name != ca:
+            typer.echo(f"successor CA {name!r} awaits its certificate: `hengxin ca import-cert --ca {name} ...`",
+                       err=True)
+        _write(output, csr)
+
+
+@app.command("import-cert")
+def import_cert(
+    certificate: Path = typer.Argument(..., help="The CA certificate signed by the offline root (PEM or DER)."),
+    ca: str = typer.Option(..., "--ca", help="The CA whose key the certificate certifies."),
+    root: Path = typer.Option(..., "--root", help="The offline root's certificate (PEM)."),
+    root_name: str = typer.Option("offline-root", "--root-name", help="Name to record the offline root under."),
+) -> None:
+    """Install a CA certificate signed offline, after checking its key and its chain up to --root."""
+    with _service() as (_, service):
+        info = service.import_certificate(
+            ca, certificate.read_bytes(), root.read_bytes(), actor=_actor(), root_name=root_name
+        )
+        for line in _describe_ca(info):
+            typer.echo(line)
+
+
+@app.command("import-crl")
+def import_crl(crl: Path = typer.Argument(..., help="A CRL signed by the offline root (PEM or DER).")) -> None:
+    """Store the offline root's CRL; it is served at /crl/<root>.crl."""
+    with _service() as (_, service):
+        published = service.import_crl(crl.read_bytes(), actor=_actor())
+        typer.echo(f"imported CRL number {published.crl_number}, next update {isoformat_utc(published.next_update)}")
+
+
+@app.command("rollover")
+def rollover(ca: str = typer.Option(..., "--ca", help="The CA to give a new key.")) -> None:
+    """New key and certificate for a CA; issuance moves to it, the old key keeps CRLs and OCSP for its certificates."""
+    with _service() as (_, service):
+        info = service.rollover(ca, actor=_actor())
+        for line in _describe_ca(info):
+            typer.echo(line)

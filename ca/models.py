@@ -36,6 +36,8 @@ FAILED = "failed"
 CA_PENDING = "pending"
 CA_ACTIVE = "active"
 CA_REVOKED = "revoked"
+# A root whose key is kept off the network: its certificate and imported CRLs only, no key here.
+CA_OFFLINE = "offline"
 
 
 class CertificateAuthorityRow(Base):
@@ -59,6 +61,9 @@ class CertificateAuthorityRow(Base):
     crl_dirty_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Incremented by every revocation change; the publisher clears crl_dirty_since only if it is unchanged.
     revocation_version: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    # Set by a key rollover: new certificates are issued by that CA (the successor, same subject, new key);
+    # this one stays active and keeps signing CRLs and OCSP answers for what it issued.
+    superseded_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class CertificateRow(Base):

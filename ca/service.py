@@ -49,6 +49,7 @@ from ca.crl_publisher import CRLPublisher, PublishedCRL
 from ca.errors import ProfileConfigurationError, ProfileViolation
 from ca.models import (
     CA_ACTIVE,
+    CA_OFFLINE,
     CA_PENDING,
     CA_REVOKED,
     FAILED,
@@ -58,8 +59,18 @@ from ca.models import (
     REVOKED,
     CertificateAuthorityRow,
     CertificateRow,
+    CRLRow,
 )
 from ca.ocsp_responder import OCSPAnswer, OCSPResponder
+from ca.offline import (
+    ImportRefused,
+    RolloverRefused,
+    build_ca_csr,
+    check_imported_certificate,
+    crl_number,
+    load_certificates_pem_or_der,
+    load_crl_pem_or_der,
+)
 from ca.pkcs12 import check_password, export_pkcs12, generate_private_key
 from ca.profiles import KeyType, Profile, ProfileSet, SubjectAltNames, load_profiles
 from ca.service_errors import (
@@ -74,6 +85,7 @@ from ca.service_errors import (
     RevocationInvalid,
     RootNotRevocable,
     SerialExhausted,
+    UnknownCA,
 )
 from ca.store import CAInfo, CertificateInfo, fingerprint, format_serial
 from ca.validation import PURPOSES, PurposeCheck, check_purpose, load_certificate, load_certificates, validate_path
@@ -1075,6 +1087,316 @@ class CAService:
                 raise CRLStale(f"the CRL of CA {ca.name} expired at {isoformat_utc(latest.next_update)}",
                                detail_zh=f"CA {ca.name} 的 CRL 已过期", ca=ca.name)
 
+    # -- offline root and key lifecycle -------------------------------------------------------------------
+
+    def export_csr(self, name: str, *, new_key: bool = False, actor: str = "system") -> tuple[str, bytes]:
+        """A PEM CSR for CA ``name``'s key, to be signed by an offline root; returns (CA name, PEM).
+
+        With ``new_key`` (a key rollover under an offline root) a successor CA
+        ``<name>-<n>`` is prepared with a new key and the same subject, pending until
+        its certificate is imported; asking again returns a CSR for the same pending successor.
+
+        Raises UnknownCA; RolloverRefused for a CA without a key here (or not active, with ``new_key``).
+        """
+        ca = self._current_generation(name) if new_key else self.get_ca(name)
+        if ca.status != CA_ACTIVE:
+            raise RolloverRefused(f"CA {ca.name!r} is {ca.status}: no key of it is used here", ca=ca.name,
+                                  detail_zh=f"CA {ca.name!r} 状态为 {ca.status}")
+        if new_key and ca.parent is None:
+            raise RolloverRefused(f"CA {ca.name!r} is a root: roll its key over with `hengxin ca rollover`",
+                                  ca=ca.name, detail_zh="根 CA 请使用 hengxin ca rollover 更替密钥")
+        if not new_key:
+            csr = build_ca_csr(ca.certificate.subject, self.keystore.private_key(ca.key_id))
+            return ca.name, csr.public_bytes(serialization.Encoding.PEM)
+        subject = ca.certificate.subject
+        parent_id = self.get_ca(ca.parent).id if ca.parent is not None else None
+        with transaction(self.sessions) as session:
+            for row in session.scalars(
+                select(CertificateAuthorityRow).where(
+                    CertificateAuthorityRow.status == CA_PENDING, CertificateAuthorityRow.parent_id == parent_id
+                )
+            ):
+                if row.certificate_der and _pending_csr(row.certificate_der).subject == subject:
+                    return row.name, _pending_csr(row.certificate_der).public_bytes(serialization.Encoding.PEM)
+            new_name = _successor_name(ca.name, set(session.scalars(select(CertificateAuthorityRow.name)).all()))
+        key = self.keystore.generate(f"ca:{new_name}", _key_type_name(ca.certificate.public_key()))
+        csr = build_ca_csr(subject, self.keystore.private_key(key.key_id))
+        with transaction(self.sessions) as session:
+            # Until its certificate comes back from the ceremony, a pending successor keeps its CSR
+            # where the certificate will go.
+            session.add(CertificateAuthorityRow(
+                name=new_name, parent_id=parent_id, key_id=key.key_id,
+                certificate_der=csr.public_bytes(serialization.Encoding.DER), status=CA_PENDING,
+                created_at=self.clock(), crl_number=0, revocation_version=0,
+            ))
+            self.audit.append(
+                session, actor=actor, action="ca.rollover_requested", target=f"ca:{ca.name}",
+                details={"successor": new_name, "new_key_id": key.key_id},
+            )
+        return new_name, csr.public_bytes(serialization.Encoding.PEM)
+
+    def import_certificate(
+        self, name: str, certificate_data: bytes, root_data: bytes, *, actor: str, root_name: str = "offline-root"
+    ) -> CAInfo:
+        """Install a certificate for CA ``name``'s key signed by a root kept off the network.
+
+        ``root_data`` holds the root (and any intermediates) in PEM.  The certificate
+        must certify the CA's key and chain to a self-signed root in ``root_data``;
+        that root is recorded as CA ``root_name`` with status ``offline`` (no key here)
+        unless a CA with that certificate exists.  The CA's OCSP responder is re-issued
+        and its CRL re-published.  For a successor prepared by ``export_csr(new_key=True)``
+        this completes the rollover: the successor becomes active and issues from now on.
+
+        Raises:
+            UnknownCA; ImportRefused (rule ``key_mismatch``, ``not_a_ca``, ``validity``, ``chain``, ``format``).
+        """
+        certificates = load_certificates_pem_or_der(certificate_data)
+        certificate = certificates[0]
+        candidates = [*certificates[1:], *load_certificates_pem_or_der(root_data)]
+        predecessor_id: int | None = None
+        with transaction(self.sessions) as session:
+            target = session.scalars(
+                select(CertificateAuthorityRow).where(CertificateAuthorityRow.name == name)
+            ).one_or_none()
+            if target is None:
+                raise UnknownCA(f"no certificate authority is named {name!r}", ca=name,
+                                detail_zh=f"证书认证机构 {name!r} 不存在")
+            if target.status not in (CA_ACTIVE, CA_PENDING):
+                raise ImportRefused(f"CA {name!r} is {target.status}: no key of it is used here", rule="key_mismatch",
+                                    ca=name, detail_zh=f"CA {name!r} 状态为 {target.status}")
+            ca_id, key_id, pending = target.id, target.key_id, target.status == CA_PENDING
+            if pending:
+                subject = _pending_csr(target.certificate_der).subject
+                for row in session.scalars(
+                    select(CertificateAuthorityRow).where(
+                        CertificateAuthorityRow.status == CA_ACTIVE,
+                        CertificateAuthorityRow.parent_id == target.parent_id,
+                        CertificateAuthorityRow.superseded_by.is_(None),
+                    )
+                ):
+                    if x509.load_der_x509_certificate(row.certificate_der).subject == subject:
+                        predecessor_id = row.id
+        now = self.clock()
+        chain = check_imported_certificate(certificate, self.keystore.public_key(key_id), candidates, now)
+        if len(chain) != 1:
+            raise ImportRefused("only a certificate signed directly by the offline root can be imported",
+                                rule="chain", detail_zh="只能导入由离线根直接签发的证书")
+        root = chain[0]
+        root_der = root.public_bytes(serialization.Encoding.DER)
+        der = certificate.public_bytes(serialization.Encoding.DER)
+        with transaction(self.sessions) as session:
+            root_row = session.scalars(
+                select(CertificateAuthorityRow).where(CertificateAuthorityRow.certificate_der == root_der)
+            ).one_or_none()
+            if root_row is None:
+                if session.execute(
+                    select(CertificateAuthorityRow.id).where(CertificateAuthorityRow.name == root_name)
+                ).first():
+                    raise DuplicateCAName(f"a CA named {root_name!r} exists", ca=root_name,
+                                          detail_zh=f"名为 {root_name!r} 的 CA 已存在")
+                root_row = CertificateAuthorityRow(
+                    name=root_name, parent_id=None, key_id="", certificate_der=root_der, status=CA_OFFLINE,
+                    created_at=now, crl_number=0, revocation_version=0,
+                )
+                session.add(root_row)
+                session.flush()
+                root_certificate = CertificateRow(
+                    ca_id=root_row.id, serial=root.serial_number, status=ISSUED, profile="root-ca",
+                    subject=root.subject.rfc4514_string(), key_mode="ca", owner=f"ca:{root_name}",
+                    not_before=root.not_valid_before_utc, not_after=root.not_valid_after_utc, der=root_der,
+                    fingerprint_sha256=fingerprint(root_der), requested_by=actor[:200], created_at=now,
+                )
+                session.add(root_certificate)
+                session.flush()
+                root_row.certificate_id = root_certificate.id
+            certificate_row = CertificateRow(
+                ca_id=root_row.id, serial=certificate.serial_number, status=ISSUED, profile="sub-ca",
+                subject=certificate.subject.rfc4514_string(), key_mode="ca", key_id=key_id, owner=f"ca:{name}",
+                not_before=certificate.not_valid_before_utc, not_after=certificate.not_valid_after_utc, der=der,
+                fingerprint_sha256=fingerprint(der), requested_by=actor[:200], created_at=now,
+            )
+            session.add(certificate_row)
+            session.flush()
+            session.execute(
+                update(CertificateAuthorityRow)
+                .where(CertificateAuthorityRow.id == ca_id)
+                .values(parent_id=root_row.id, certificate_der=der, certificate_id=certificate_row.id, status=CA_ACTIVE)
+                .execution_options(synchronize_session=False)
+            )
+            if predecessor_id is not None:
+                session.execute(
+                    update(CertificateAuthorityRow)
+                    .where(CertificateAuthorityRow.id == predecessor_id)
+                    .values(superseded_by=ca_id)
+                    .execution_options(synchronize_session=False)
+                )
+            self.audit.append(
+                session, actor=actor, action="ca.import_certificate", target=f"ca:{name}",
+                details={"root": root_row.name, "root_fingerprint_sha256": fingerprint(root_der),
+                         "serial": format_serial(certificate.serial_number),
+                         "fingerprint_sha256": fingerprint(der), "rollover_of": predecessor_id},
+            )
+        updated = self._issue_responder(self.get_ca(name), actor=actor, new_key=False)
+        self.publisher.publish_now(updated.id, self.holder)
+        self.ocsp.load()
+        log.info("imported a CA certificate signed offline", extra={"ca": name, "root": root_row.name})
+        return updated
+
+    def import_crl(self, crl_data: bytes, *, actor: str) -> PublishedCRL:
+        """Store a CRL signed by an offline root; it is then served at ``/crl/<root>.crl``.
+
+        Certificates it lists that we recorded are marked revoked (a revoked sub-CA stops issuing).
+
+        Raises:
+            ImportRefused: rule ``format``, ``unknown_issuer`` (no offline CA whose key signed it),
+            ``crl_not_newer`` (its number is not above the newest stored one).
+        """
+        crl = load_crl_pem_or_der(crl_data)
+        number = crl_number(crl)
+        der = crl.public_bytes(serialization.Encoding.DER)
+        with transaction(self.sessions) as session:
+            rows = session.scalars(
+                select(CertificateAuthorityRow).where(CertificateAuthorityRow.status == CA_OFFLINE)
+            ).all()
+            issuer = next((r for r in rows if _signed_crl(crl, x509.load_der_x509_certificate(r.certificate_der))),
+                          None)
+            if issuer is None:
+                raise ImportRefused("the CRL is not signed by an offline root known here", rule="unknown_issuer",
+                                    detail_zh="CRL 不是由已知的离线根签发")
+            newest = session.scalar(select(func.max(CRLRow.crl_number)).where(CRLRow.ca_id == issuer.id))
+            if newest is not None and number <= newest:
+                raise ImportRefused(f"CRL number {number} is not above the newest stored ({newest})",
+                                    rule="crl_not_newer", detail_zh="CRL 编号不比已存储的更新")
+            next_update = crl.next_update_utc or (crl.last_update_utc + dt.timedelta(days=365))
+            session.add(CRLRow(ca_id=issuer.id, crl_number=number, this_update=crl.last_update_utc,
+                               next_update=next_update, entries=len(crl), der=der))
+            issuer.crl_number = max(issuer.crl_number, number)
+            now = self.clock()
+            for entry in crl:
+                session.execute(
+                    update(CertificateRow)
+                    .where(CertificateRow.ca_id == issuer.id, CertificateRow.serial == entry.serial_number,
+                           CertificateRow.status == ISSUED)
+                    .values(status=REVOKED, revoked_at=entry.revocation_date_utc, revocation_reason="unspecified")
+                    .execution_options(synchronize_session=False)
+                )
+                session.execute(
+                    update(CertificateAuthorityRow)
+                    .where(CertificateAuthorityRow.parent_id == issuer.id,
+                           CertificateAuthorityRow.certificate_id.in_(
+                               select(CertificateRow.id).where(CertificateRow.ca_id == issuer.id,
+                                                               CertificateRow.serial == entry.serial_number)))
+                    .values(status=CA_REVOKED)
+                    .execution_options(synchronize_session=False)
+                )
+            self.audit.append(
+                session, actor=actor, action="ca.import_crl", target=f"ca:{issuer.name}",
+                details={"crl_number": number, "entries": len(crl), "now": isoformat_utc(now)},
+            )
+            name = issuer.name
+        return self.latest_crl(name)
+
+    def rollover(self, name: str, *, actor: str) -> CAInfo:
+        """Give CA ``name`` a new key and certificate; issuance moves to it.
+
+        The successor is a CA named ``<name>-<n>`` with the same subject, a new key
+        (new SKI), certified by the same parent (a root rollover makes a new
+        self-signed root, plus link certificates old-with-new and new-with-old).  The old CA stays
+        active: its CRL and OCSP responder keep answering for what it issued.
+
+        Raises:
+            UnknownCA; RolloverRefused (revoked, offline, or already superseded).
+        """
+        old = self._current_generation(name)
+        if old.status != CA_ACTIVE:
+            raise RolloverRefused(f"CA {old.name!r} is {old.status}: its key cannot be rolled over", ca=old.name,
+                                  detail_zh=f"CA {old.name!r} 状态为 {old.status}，不能更替密钥")
+        if old.parent is not None and self.get_ca(old.parent).status == CA_OFFLINE:
+            raise RolloverRefused(
+                f"CA {old.name!r} is certified by the offline root {old.parent!r}: run `hengxin ca export-csr "
+                f"--ca {old.name} --new-key`, have the root sign it, then `hengxin ca import-cert`",
+                ca=old.name, detail_zh=f"CA {old.name!r} 由离线根签发：请导出新密钥的 CSR，离线签发后导入",
+            )
+        with transaction(self.sessions) as session:
+            new_name = _successor_name(old.name, set(session.scalars(select(CertificateAuthorityRow.name)).all()))
+        subject = store.subject_mapping(old.certificate.subject)
+        algorithm = _key_type_name(old.certificate.public_key())
+        try:
+            constraints_extension = old.certificate.extensions.get_extension_for_class(x509.NameConstraints)
+        except x509.ExtensionNotFound:
+            constraints_extension = None
+        if constraints_extension is not None:
+            raise RolloverRefused("rolling over a CA with name constraints is not supported yet", ca=old.name,
+                                  detail_zh="暂不支持带名称约束的 CA 密钥更替")
+        new = self.create_ca(
+            new_name,
+            parent=old.parent,
+            actor=actor,
+            algorithm=algorithm,
+            subject=subject,
+            path_length=old.path_length if old.parent is not None else None,
+        )
+        links: list[str] = []
+        if old.parent is None:
+            links = self._issue_root_links(old, new, actor=actor)
+        with transaction(self.sessions) as session:
+            session.execute(
+                update(CertificateAuthorityRow)
+                .where(CertificateAuthorityRow.id == old.id)
+                .values(superseded_by=new.id)
+                .execution_options(synchronize_session=False)
+            )
+            self.audit.append(
+                session, actor=actor, action="ca.rollover", target=f"ca:{old.name}",
+                details={"successor": new.name, "old_key_id": old.key_id, "new_key_id": new.key_id,
+                         "fingerprint_sha256": new.fingerprint_sha256, "links": links},
+            )
+        log.info("rolled over a CA key", extra={"ca": old.name, "successor": new.name})
+        return self.get_ca(new.name)
+
+    def _current_generation(self, name: str) -> CAInfo:
+        """CA ``name`` or, after rollovers, its newest successor (whatever its status)."""
+        with transaction(self.sessions) as session:
+            row = store.ca_row_by_name(session, name)
+            for _ in range(100):
+                if row.superseded_by is None:
+                    break
+                successor = session.get(CertificateAuthorityRow, row.superseded_by)
+                assert successor is not None
+                row = successor
+            return store.ca_info(row, store.ca_names(session))
+
+    def link_certificates(self, name: str) -> list[x509.Certificate]:
+        """The link certificates recorded for root CA ``name`` (profile ``root-link``)."""
+        ca = self.get_ca(name)
+        with transaction(self.sessions) as session:
+            ders = session.scalars(
+                select(CertificateRow.der).where(CertificateRow.owner == f"link:{ca.name}",
+                                                 CertificateRow.status == ISSUED)
+            ).all()
+        return [x509.load_der_x509_certificate(der) for der in ders if der]
+
+    def _issue_root_links(self, old: CAInfo, new: CAInfo, *, actor: str) -> list[str]:
+        """Old-with-new (new key, signed by the old key) and new-with-old (old key, signed by the new key)."""
+        issued = []
+        for signer, subject_ca, owner in ((old, new, f"link:{new.name}"), (new, old, f"link:{old.name}")):
+            certificate = subject_ca.certificate
+            # A link certificate stands in for a root: the sub-CA profile without its default pathLenConstraint.
+            profile = dataclasses.replace(self.profiles.get("sub-ca"), name="root-link", path_length=None)
+            not_before = max(self.clock() - dt.timedelta(minutes=1), certificate.not_valid_before_utc)
+            not_after = min(signer.not_after, certificate.not_valid_after_utc, not_before + profile.max_validity)
+            info = self._sign_and_record(
+                issuer_id=signer.id, issuer_name=signer.name, issuer_cert=signer.certificate,
+                issuer_key_id=signer.key_id, profile=profile,
+                subject_values=profile.check_subject(store.subject_mapping(certificate.subject)),
+                public_key=certificate.public_key(), sans=SubjectAltNames(),
+                not_before=not_before, not_after=not_after,
+                key_mode="ca", key_id=subject_ca.key_id, owner=owner, actor=actor, action="certificate.issue",
+                path_length=None,
+            )
+            issued.append(info.serial_hex)
+        return issued
+
     # -- internals --------------------------------------------------------------------------------------
 
     def _all_cas(self) -> list[CAInfo]:
@@ -1082,8 +1404,16 @@ class CAService:
             return store.list_cas(session)
 
     def _active_ca(self, name: str) -> CAInfo:
+        """The CA that issues for ``name``: after a key rollover, its newest successor."""
         with transaction(self.sessions) as session:
-            row = store.active_ca_row(session, name)
+            row = store.ca_row_by_name(session, name)
+            for _ in range(100):
+                if row.superseded_by is None:
+                    break
+                successor = session.get(CertificateAuthorityRow, row.superseded_by)
+                assert successor is not None
+                row = successor
+            row = store.active_ca_row(session, row.name)
             return store.ca_info(row, store.ca_names(session))
 
     def _ca_name(self, session: Session, ca_id: int) -> str:
@@ -1411,6 +1741,25 @@ class CAService:
                 friendly_name=certificate.subject,
             )
         return IssueResult(certificate, chain, pkcs12)
+
+
+def _successor_name(name: str, taken: set[str]) -> str:
+    """``issuing`` -> ``issuing-2`` (or the next free number); ``issuing-2`` -> ``issuing-3``."""
+    base = re.sub(r"-\d+$", "", name)
+    number = 2
+    while f"{base}-{number}" in taken:
+        number += 1
+    return f"{base}-{number}"
+
+
+def _signed_crl(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
+    """Whether ``issuer`` (by name and key) signed ``crl``."""
+    public_key: Any = issuer.public_key()
+    return crl.issuer == issuer.subject and crl.is_signature_valid(public_key)
+
+
+def _pending_csr(der: bytes) -> x509.CertificateSigningRequest:
+    return x509.load_der_x509_csr(der)
 
 
 def normalise_reason(reason: str) -> str:
