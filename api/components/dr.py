@@ -11,6 +11,7 @@ seal certificate on ``hengxin init``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 from pathlib import Path
@@ -171,7 +172,23 @@ def build_service(platform: Platform) -> DrillService:
             if platform.services.get("ca") is not None
             else None
         ),
+        certificate_registrar=_probe_registrar(platform) if platform.services.get("ca") is not None else None,
     )
+
+
+def _probe_registrar(platform: Platform) -> Any:
+    """Record a sandbox-issued probe certificate in the production CA as issued and immediately revoked."""
+    from ca.external import record_revoked_external
+
+    def register(certificate: Any, ca: str, drill_id: str) -> dict[str, Any]:
+        with platform.transaction() as session:
+            recorded = record_revoked_external(
+                session, platform.require_audit(), platform.clock, certificate, ca,
+                profile="dr-probe", owner=f"dr:{drill_id}", actor="dr", note=f"disaster-recovery drill {drill_id}",
+            )
+        return dataclasses.asdict(recorded)
+
+    return register
 
 
 def open_hook(platform: Platform) -> None:

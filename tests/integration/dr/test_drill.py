@@ -82,6 +82,11 @@ def test_drill_on_platform_with_issued_revoked_and_signed_material_passes(
     with platform.transaction() as session:
         actions = [r.action for r in session.scalars(select(AuditRecordRow))]
     assert "dr.probe_certificate" in actions and "dr.drill" in actions
+    assert "certificate.record_external" in actions
+    # ... and in production's CA as issued and revoked, so the next CRL and OCSP report it revoked.
+    probe = next(r for r in result.report["production_records"] if r["action"] == "dr.probe_certificate")
+    recorded = platform.services["ca"].get_certificate(int(probe["registered"]["certificate_id"]))
+    assert recorded.status == "revoked" and recorded.profile == "dr-probe"
     assert "dr.probe_signature" in actions and "dr.probe_timestamp" in actions
 
     # The history lists it, and its signed PDF validates in pyHanko with the CJK font embedded.
