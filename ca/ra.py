@@ -17,15 +17,13 @@ imports nothing from ``directory``.
 
 Issuance goes through :meth:`ca.service.CAService.issue`.  The request row turns
 ``issued`` in the same transaction as the certificate, and the certificate's
-``certificate.issue`` audit record names the request and its approvers: the CA
-service's audit log is wrapped by :class:`IssuanceAuditHook`, which acts only
-while the RA issues (a context variable), so other issuance is untouched.
+``certificate.issue`` audit record names the request and its approvers: both
+come from the ``on_commit`` hook of :meth:`ca.service.CAService.issue`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import dataclasses
 import datetime as dt
 import json
@@ -255,40 +253,6 @@ class CertificateRequestApprovalRow(Base):
     approved_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
-# -- the audit hook --------------------------------------------------------------------------------
-
-_issuing: contextvars.ContextVar[Callable[[Session, dict[str, Any]], dict[str, Any]] | None] = (
-    contextvars.ContextVar("ra_issuing", default=None)
-)
-
-
-class IssuanceAuditHook:
-    """Wraps the CA service's audit log: while the RA issues, the ``certificate.issue`` record gets the
-    request's details, and the request row is marked issued in the same session (one transaction).
-
-    Everything else is passed through unchanged.
-    """
-
-    def __init__(self, inner: AuditLog) -> None:
-        self._inner = inner
-
-    def append(self, session: Session, **kwargs: Any) -> Any:
-        hook = _issuing.get()
-        if hook is not None and kwargs.get("action") == "certificate.issue":
-            details = dict(kwargs.get("details") or {})
-            kwargs["details"] = {**details, **hook(session, details)}
-        return self._inner.append(session, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
-def install_audit_hook(ca: CAService) -> None:
-    """Wrap ``ca.audit`` (once) so RA issuance is recorded with its request; see :class:`IssuanceAuditHook`."""
-    if not isinstance(ca.audit, IssuanceAuditHook):
-        ca.audit = IssuanceAuditHook(ca.audit)  # type: ignore[assignment]
-
-
 # -- the service -----------------------------------------------------------------------------------
 
 
@@ -318,7 +282,6 @@ class RegistrationAuthority:
         self.clock = clock
         self.settings = settings
         self.lookup = lookup
-        install_audit_hook(ca)
 
     # -- rules ----------------------------------------------------------------------------------
 
@@ -512,11 +475,9 @@ class RegistrationAuthority:
                               details={"id": request.id, "certificate_id": details["id"], **extra})
             return extra
 
-        token = _issuing.set(on_issued)
-        try:
-            result = self.ca.issue(issue, actor=actor)
-        finally:
-            _issuing.reset(token)
+        result = self.ca.issue(
+            issue, actor=actor, on_commit=lambda session, row, _certificate: on_issued(session, {"id": row.id})
+        )
         issued = self.get(request.id)
         self._alert("ra.certificate_issued", issued, f"certificate {result.certificate.serial_hex} issued for "
                     f"request {issued.id}", certificate_id=result.certificate.id)

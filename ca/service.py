@@ -113,6 +113,10 @@ REVOCATION_REASONS: tuple[str, ...] = tuple(
 KEY_MODES = ("csr", "server", "custodial")
 
 
+# Runs inside the transaction that commits a new certificate; may return extra audit details.
+CommitHook = Callable[[Session, CertificateRow, x509.Certificate], Mapping[str, Any] | None]
+
+
 @dataclasses.dataclass(frozen=True)
 class CAOptions:
     """The settings the CA service uses (from ``[instance] base_url`` and ``[ca]``)."""
@@ -502,11 +506,20 @@ class CAService:
 
     # -- issuance ---------------------------------------------------------------------------------------
 
-    def issue(self, request: IssueRequest, *, actor: str, privileged: bool = False) -> IssueResult:
+    def issue(
+        self,
+        request: IssueRequest,
+        *,
+        actor: str,
+        privileged: bool = False,
+        on_commit: CommitHook | None = None,
+    ) -> IssueResult:
         """Issue an end-entity certificate; see :class:`IssueRequest`.
 
         Profiles whose certificates speak for the CA (a delegated OCSP responder: id-kp-OCSPSigning)
-        are issued only when ``privileged`` (the caller may manage CAs).
+        are issued only when ``privileged`` (the caller may manage CAs).  ``on_commit`` runs inside the
+        transaction that commits the certificate (e.g. the registration authority marks its request
+        issued there); details it returns are added to the ``certificate.issue`` audit record.
 
         Raises:
             ProfileRestricted: such a profile without ``privileged``.
@@ -590,6 +603,7 @@ class CAService:
             owner=owner,
             actor=actor,
             action="certificate.issue",
+            on_commit=on_commit,
         )
         return self._result(certificate, ca.name, private_key, request.pkcs12_password)
 
@@ -1609,9 +1623,12 @@ class CAService:
         renewal_of: int | None = None,
         path_length: int | None = None,
         name_constraints: NameConstraints | None = None,
-        on_commit: Callable[[Session, CertificateRow, x509.Certificate], None] | None = None,
+        on_commit: CommitHook | None = None,
     ) -> CertificateInfo:
-        """Reserve a serial number (committed), sign, then commit the certificate with its audit record."""
+        """Reserve a serial number (committed), sign, then commit the certificate with its audit record.
+
+        ``on_commit`` runs in that last transaction; a mapping it returns is merged into the audit details.
+        """
         subject_text = build_name(subject_values).rfc4514_string()
         row_id, serial = self._reserve(
             issuer_id=issuer_id,
@@ -1651,8 +1668,7 @@ class CAService:
             row.fingerprint_sha256 = fingerprint(der)
             row.status = ISSUED
             session.flush()
-            if on_commit is not None:
-                on_commit(session, row, certificate)
+            extra = on_commit(session, row, certificate) if on_commit is not None else None
             self.audit.append(
                 session,
                 actor=actor,
@@ -1667,6 +1683,7 @@ class CAService:
                     "not_after": isoformat_utc(not_after),
                     "fingerprint_sha256": row.fingerprint_sha256,
                     "renewal_of": renewal_of,
+                    **(extra or {}),
                 },
             )
             info = store.certificate_info(row, issuer_name)
