@@ -977,6 +977,12 @@ class RASettings(Section):
     revoke_reason_on_disable: Literal["affiliationChanged", "cessationOfOperation"] = Field(
         "affiliationChanged", description="RFC 5280 reason of those revocations."
     )
+    sweep_interval_seconds: float = Field(
+        3600.0,
+        ge=10,
+        description="How often `hengxin serve` revokes what a crash between a user's disabling and the "
+        "revocation of their certificates may have left valid.",
+    )
 
     @field_validator("approval", mode="before")
     @classmethod

@@ -9,6 +9,7 @@ migration branch, in ``ca/migrations``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +70,36 @@ def open_hook(platform: Platform) -> None:
                                         login=user.login, code=e.code)
 
     directory.add_status_listener(on_status)
+
+    async def sweep() -> None:
+        # The listener runs after the disable commits; if the process died in between, this catches up.
+        while True:
+            await asyncio.sleep(platform.settings.ra.sweep_interval_seconds)
+            try:
+                await asyncio.to_thread(sweep_disabled_users, platform)
+            except Exception:  # noqa: BLE001 - the loop must survive a bad cycle; the cause is logged
+                log.exception("sweep of disabled users' certificates failed")
+
+    platform.services.setdefault("background_tasks", []).append(sweep)
+
+
+def sweep_disabled_users(platform: Platform) -> list[int]:
+    """Revoke the certificates (and cancel the requests) of every disabled user that still has them.
+
+    Idempotent: users whose certificates are already revoked cost one search each.  Returns the ids
+    of the certificates revoked by this sweep.
+    """
+    service = ra_service(platform)
+    directory = platform.services["directory"]
+    revoked: list[int] = []
+    after: str | None = None
+    while True:
+        users = directory.list_users(status="disabled", after=after, limit=200)
+        for user in users:
+            revoked += service.on_user_status(user.login, "disabled", actor="system:ra-sweep")
+        if len(users) < 200:
+            return revoked
+        after = users[-1].login
 
 
 def ra_service(platform: Platform) -> RegistrationAuthority:

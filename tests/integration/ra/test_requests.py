@@ -169,6 +169,29 @@ def test_disabling_a_user_revokes_their_certificates_and_ocsp_says_revoked(ra_pl
     assert (refused.status_code, refused.json()["code"]) == (409, "ra.user_inactive")
 
 
+def test_the_sweep_revokes_what_a_crash_after_disabling_left_valid(ra_platform: RAPlatform) -> None:
+    from api.components.ra import sweep_disabled_users
+
+    ra = ra_platform
+    ra.person("zhangwei", "张伟")
+    auth = ra.client.post(URL, headers=ra.bearer("zhangwei"), json={
+        "profile": "person-auth", "reason": "登录", "csr": make_csr("x")}).json()
+    # The crash: the disable commits, the listener that revokes never runs.
+    directory = ra.platform.services["directory"]
+    listeners = list(directory._status_listeners)
+    directory._status_listeners.clear()
+    try:
+        admin = {"Authorization": f"Bearer {ra.platform.secrets.get(ADMIN_TOKEN_SECRET)}"}
+        disabled = ra.client.post("/api/v1/users/zhangwei/disable", headers=admin, json={"reason": "离职"})
+        assert disabled.status_code == 200
+    finally:
+        directory._status_listeners.extend(listeners)
+    assert _ocsp_status(ra, auth["certificate_id"]) == "good"
+    assert sweep_disabled_users(ra.platform) == [auth["certificate_id"]]
+    assert _ocsp_status(ra, auth["certificate_id"]) == "revoked"
+    assert sweep_disabled_users(ra.platform) == []  # idempotent
+
+
 def test_bad_input_is_refused_with_a_code_and_writes_nothing(ra_platform: RAPlatform) -> None:
     ra = ra_platform
     ra.person("zhangwei", "张伟")
