@@ -13,7 +13,7 @@ DEB_RUNTIME := python3-venv python3-dev build-essential libldap2-dev libsasl2-de
 DEB_TEST := postgresql slapd ldap-utils softhsm2 poppler-utils qpdf libnss3-tools chrony faketime \
 	openssh-server openssh-client golang-cfssl ansible nginx acl logrotate python3-psycopg2
 
-.PHONY: run test deps deps-test venv install lint bench clean-var
+.PHONY: run test deps deps-test venv install lint bench fuzz soak
 
 run: deps install
 	@$(VENV)/bin/hengxin --config var/hengxin.toml init --if-needed
@@ -60,3 +60,14 @@ lint: install
 
 bench: install
 	$(PY) bench/run_all.py
+
+# Long-running robustness checks, outside `make test` (see fuzz/README.md and docs/security.md).
+fuzz: install
+	$(VENV)/bin/pip install -q 'atheris>=2.3' || echo "atheris unavailable: harnesses fall back to --engine hypothesis"
+	HENGXIN_SCHEMA_METHODS=all HENGXIN_SCHEMA_EXAMPLES=50 $(PY) -m pytest -q -p no:cacheprovider tests/reliability/test_api_schema.py
+	$(PY) fuzz/fuzz_csr.py --runs 1000000 --seconds 600
+	$(PY) fuzz/fuzz_ocsp.py --runs 1000000 --seconds 600
+	$(PY) fuzz/fuzz_tsa.py --runs 1000000 --seconds 600
+
+soak: install
+	HENGXIN_SOAK_SECONDS=$${HENGXIN_SOAK_SECONDS:-600} $(PY) -m pytest -q -s -p no:cacheprovider tests/reliability/test_soak.py

@@ -20,8 +20,8 @@ from fastapi import APIRouter, Form, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from api.auth import Permission, client_address, current_principal, platform_of, require
-from api.errors import Unauthenticated
+from api.auth import Permission, Principal, client_address, current_principal, platform_of, require
+from api.errors import Forbidden, Unauthenticated
 from api.middleware import TrustedProxies
 from core.errors import NotFound
 from core.store.models import APITokenRow
@@ -133,10 +133,19 @@ class CodeBody(BaseModel):
     code: str = Field(..., min_length=6, max_length=10)
 
 
+def _person(request: Request) -> Principal:
+    """The calling person; API tokens and service accounts have no second factor to manage."""
+    principal = current_principal(request)
+    if principal.kind != "user":
+        raise Forbidden("only a person logged in as themself can manage their second factor",
+                        detail_zh="只有本人登录后才能管理自己的第二认证因素")
+    return principal
+
+
 @router.post("/api/v1/auth/totp", dependencies=SELF, summary="Start TOTP enrolment")
 def enrol_totp(request: Request) -> Response:
     """The secret is returned only here, inside the ``otpauth://`` URI (show it as a QR code)."""
-    principal = current_principal(request)
+    principal = _person(request)
     uri = _service(request).enrol_totp(principal.name, source=client_address(request))
     return _json({"otpauth_uri": uri}, 201)
 
@@ -148,7 +157,7 @@ def enrol_totp(request: Request) -> Response:
     summary="Confirm TOTP enrolment with a code",
 )
 def confirm_totp(body: CodeBody, request: Request) -> Response:
-    principal = current_principal(request)
+    principal = _person(request)
     _service(request).confirm_totp(principal.name, body.code, source=client_address(request))
     return Response(status_code=204)
 

@@ -9,9 +9,10 @@ their own requests; asking on someone else's behalf needs
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as FastAPIPath
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Permission, PermissionCheck, Principal, authenticate, platform_of, require
@@ -21,6 +22,9 @@ from api.routes.ca import SANsIn, SubjectIn, pem_or_base64
 from ca.ra import CertificateRequest, NotAllowed, RegistrationAuthority, RequestQuery, Submission
 from core.clock import isoformat_utc
 from core.errors import ConfigurationError, InvalidInput
+
+# Database row ids are 64-bit: a larger number is a 400 from validation, not an overflow in the database.
+RequestId = Annotated[int, FastAPIPath(ge=1, le=2**63 - 1, description="The request's id.")]
 
 router = APIRouter(tags=["certificate requests"])
 
@@ -203,13 +207,13 @@ def _visible(request: Request, request_id: int) -> tuple[RegistrationAuthority, 
 
 @router.get("/api/v1/certificate-requests/{request_id}", response_model=RequestOut,
             dependencies=[Depends(SelfServiceCheck(*_SEE_ALL))], summary="A certificate request")
-def get_request(request_id: int, request: Request) -> RequestOut:
+def get_request(request_id: RequestId, request: Request) -> RequestOut:
     return _out(_visible(request, request_id)[2])
 
 
 @router.post("/api/v1/certificate-requests/{request_id}/approve", response_model=RequestOut,
              dependencies=[require(Permission.CERTIFICATE_REQUESTS_APPROVE)], summary="Approve a request")
-def approve_request(request_id: int, request: Request) -> RequestOut:
+def approve_request(request_id: RequestId, request: Request) -> RequestOut:
     principal = authenticate(request)
     assert principal is not None
     return _out(service_of(request).approve(request_id, actor=principal.actor))
@@ -217,7 +221,7 @@ def approve_request(request_id: int, request: Request) -> RequestOut:
 
 @router.post("/api/v1/certificate-requests/{request_id}/reject", response_model=RequestOut,
              dependencies=[require(Permission.CERTIFICATE_REQUESTS_APPROVE)], summary="Reject a request")
-def reject_request(request_id: int, body: ReasonIn, request: Request) -> RequestOut:
+def reject_request(request_id: RequestId, body: ReasonIn, request: Request) -> RequestOut:
     principal = authenticate(request)
     assert principal is not None
     return _out(service_of(request).reject(request_id, actor=principal.actor, reason=body.reason))
@@ -225,6 +229,6 @@ def reject_request(request_id: int, body: ReasonIn, request: Request) -> Request
 
 @router.post("/api/v1/certificate-requests/{request_id}/cancel", response_model=RequestOut,
              dependencies=[Depends(SelfServiceCheck(*_SEE_ALL))], summary="Withdraw a pending request")
-def cancel_request(request_id: int, request: Request, body: ReasonIn | None = None) -> RequestOut:
+def cancel_request(request_id: RequestId, request: Request, body: ReasonIn | None = None) -> RequestOut:
     service, principal, _ = _visible(request, request_id)
     return _out(service.cancel(request_id, actor=principal.actor, reason=body.reason if body else ""))

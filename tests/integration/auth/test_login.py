@@ -168,3 +168,10 @@ def test_break_glass_token_is_revocable_and_audited(auth_platform: AuthPlatform)
     with auth_platform.platform.transaction() as session:
         record = session.scalars(select(AuditRecordRow).where(AuditRecordRow.action == "token.revoke")).one()
     assert (record.actor, record.target) == ("user:wang", "token:bootstrap-admin")
+
+
+def test_an_api_token_cannot_enrol_a_second_factor(auth_platform: AuthPlatform) -> None:
+    # API tokens and services are not people: a clean 403, never a server error.
+    for path, body in (("/api/v1/auth/totp", None), ("/api/v1/auth/totp/verify", {"code": "123456"})):
+        response = auth_platform.client.post(path, headers=auth_platform.admin, json=body)
+        assert (response.status_code, response.json()["code"]) == (403, "auth.forbidden"), path

@@ -264,3 +264,10 @@ def test_permissions_reject_cancel_and_listing(ra_platform: RAPlatform) -> None:
     rest = ra.client.get(URL, headers=bob, params={"limit": 1, "cursor": page["next_cursor"]}).json()
     assert [i["id"] for i in rest["items"]] == [second["id"]]
     assert "ra.request_rejected" in [a.name for a in ra.platform.alerts.history]
+
+
+def test_an_out_of_range_request_id_is_a_validation_error_not_a_server_error(ra_platform: RAPlatform) -> None:
+    admin = {"Authorization": f"Bearer {ra_platform.platform.secrets.get(ADMIN_TOKEN_SECRET)}"}
+    for method, path in (("GET", f"{URL}/{2**70}"), ("POST", f"{URL}/{2**70}/reject"), ("POST", f"{URL}/0/approve")):
+        response = ra_platform.client.request(method, path, headers=admin, json={"reason": "x"})
+        assert (response.status_code, response.json()["code"]) == (400, "request.validation_failed"), path
