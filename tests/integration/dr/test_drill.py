@@ -76,6 +76,7 @@ def test_drill_on_platform_with_issued_revoked_and_signed_material_passes(
     assert result.rpo_seconds is not None and result.rpo_seconds >= 0
     assert_nothing_left(result)
     print(f"measured RTO {result.rto_seconds} s")
+    assert service_of(world).check_overdue() is False  # a drill just passed
 
     # The probe certificate is recorded in production's audit log as revoked; the drill is audit-logged.
     platform = world.platform
