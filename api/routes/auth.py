@@ -291,7 +291,12 @@ def introspect(request: Request, token: str = Form(...), token_type_hint: str | 
     return _json(_service(request).introspect(token))
 
 
-@router.post("/oauth/revoke", summary="RFC 7009 token revocation")
+@router.post(
+    "/oauth/revoke",
+    summary="RFC 7009 token revocation",
+    response_class=Response,
+    responses={200: {"description": "Always 200 with an empty body (RFC 7009 section 2.2)", "content": {}}},
+)
 def revoke(request: Request, token: str = Form(...), token_type_hint: str | None = Form(None)) -> Response:
     """Always 200, also for tokens that are unknown or already revoked (RFC 7009 §2.2)."""
     _service(request).revoke(token, client_address(request), token_type_hint=token_type_hint)

@@ -31,6 +31,7 @@ from tests.helpers import make_settings
 METHODS = os.environ.get("HENGXIN_SCHEMA_METHODS", "get").lower()
 EXAMPLES = int(os.environ.get("HENGXIN_SCHEMA_EXAMPLES", "10"))
 CHECKS = [not_a_server_error, response_schema_conformance]
+BINARY_PROTOCOL_PATHS = ("/tsa",)
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +46,9 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
 @pytest.fixture(scope="module")
 def api_schema(platform: Platform) -> Any:
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(platform.settings, platform))
+    # Binary protocol bodies (RFC 3161 queries) have no serializer in schemathesis; test_fuzz_http.py
+    # fuzzes them instead.
+    schema = schema.exclude(path=list(BINARY_PROTOCOL_PATHS))
     if METHODS != "all":
         schema = schema.include(method=[m.upper() for m in METHODS.split(",")])
     return schema
