@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from starlette.routing import Route
 from sqlalchemy import func, select
+from starlette.routing import Route
 
 from api.app import create_app
 from api.auth import PUBLIC_ROUTES, PermissionCheck
@@ -262,3 +262,42 @@ def test_invalid_trusted_proxy_is_a_configuration_error(tmp_path: Path) -> None:
     config.write_text('[server]\ntrusted_proxies = ["not-an-address"]\n')
     with pytest.raises(ConfigurationError, match="server.trusted_proxies"):
         load_settings(config)
+
+
+def test_a_request_over_the_time_limit_gets_503_and_others_are_served_meanwhile(tmp_path: Path) -> None:
+    import asyncio
+    import threading
+    import time
+
+    settings = make_settings(tmp_path / "var", server={"request_timeout_seconds": 0.5})
+    initialise(settings)
+    platform = open_platform(settings)
+    try:
+        app = create_app(settings, platform)
+
+        async def slow() -> dict[str, str]:  # a handler that would take 30 s
+            await asyncio.sleep(30)
+            return {"status": "late"}
+
+        app.add_api_route("/test/slow", slow, methods=["GET"])
+        with TestClient(app) as client:
+            results: dict[str, object] = {}
+
+            def call_slow() -> None:
+                started = time.monotonic()
+                response = client.get("/test/slow")
+                results["slow"] = (response.status_code, response.json()["code"], time.monotonic() - started)
+
+            worker = threading.Thread(target=call_slow)
+            worker.start()
+            time.sleep(0.1)
+            started = time.monotonic()
+            assert client.get("/healthz").status_code == 200
+            results["healthz_seconds"] = time.monotonic() - started
+            worker.join(10)
+        status, code, took = results["slow"]  # type: ignore[misc]
+        assert (status, code) == (503, "request.timeout")
+        assert took < 5  # cut at the limit, not after the handler's 30 s
+        assert results["healthz_seconds"] < 0.5  # type: ignore[operator]
+    finally:
+        platform.close()
