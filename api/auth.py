@@ -175,7 +175,7 @@ def authenticate(request: Request) -> Principal | None:
         request.scope.setdefault("state", {})["principal"] = principal
         return principal
     digest = hash_token(credentials)
-    with platform.transaction() as session:
+    with platform.read_transaction() as session:
         row = session.execute(select(APITokenRow).where(APITokenRow.token_hash == digest)).scalar_one_or_none()
     now = platform.clock()
     if row is None or row.revoked or (row.expires_at is not None and row.expires_at <= now):

@@ -203,18 +203,26 @@ def serve(
     print(f"Hengxin serving on http://{bind_host}:{bind_port}  (API docs: /docs)", flush=True)
     if token_file.exists():
         print(f"administrator API token: {token_file} (mode 0600)", flush=True)
-    config = uvicorn.Config(
-        application,
-        host=bind_host,
-        port=bind_port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        timeout_graceful_shutdown=10,
-    )
+    options: dict[str, Any] = {
+        "host": bind_host,
+        "port": bind_port,
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": False,
+        "server_header": False,
+        "timeout_graceful_shutdown": 10,
+    }
+    if current.server.workers > 1:
+        # Each worker builds its own app and platform from the same file (api/asgi.py); the supervisor holds
+        # no keys and no database connection.
+        platform.close()
+        if _state["config"] is not None:
+            os.environ[CONFIG_ENV] = str(Path(_state["config"]).resolve())
+        print(f"{current.server.workers} worker processes", flush=True)
+        uvicorn.run("api.asgi:worker_app", factory=True, workers=current.server.workers, **options)
+        return
     try:
-        uvicorn.Server(config).run()
+        uvicorn.Server(uvicorn.Config(application, **options)).run()
     finally:
         platform.close()
 

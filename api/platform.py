@@ -27,7 +27,7 @@ from core.errors import ConfigurationError, Conflict, HengxinError
 from core.keys.base import KeyStore
 from core.keys.factory import open_keystore, open_secret_store
 from core.secrets import SecretStore
-from core.store import build_engine, migrate, pending_migrations, session_factory, transaction
+from core.store import build_engine, migrate, pending_migrations, read_transaction, session_factory, transaction
 from core.store.models import APITokenRow, PlatformKeyRow
 
 log = logging.getLogger("hengxin.platform")
@@ -60,6 +60,10 @@ class Platform:
 
     def transaction(self) -> Any:
         return transaction(self.sessions)
+
+    def read_transaction(self) -> Any:
+        """A snapshot for lookups that write nothing (no write lock on SQLite; READ ONLY on PostgreSQL)."""
+        return read_transaction(self.sessions)
 
     def require_audit(self) -> AuditLog:
         if self.audit is None:

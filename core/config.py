@@ -63,6 +63,13 @@ class InstanceSettings(Section):
 class ServerSettings(Section):
     host: str = Field("127.0.0.1", description="Address `hengxin serve` listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port `hengxin serve` listens on.")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Worker processes of `hengxin serve`. Each holds its own loaded keys and database pool; "
+        "background jobs take leases, so any number is safe. Set it to the number of cores.",
+    )
     max_body_bytes: int = Field(
         2 * 1024 * 1024, ge=1024, description="Largest accepted request body, in bytes (larger: 413)."
     )

@@ -88,11 +88,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+READ_ONLY = "hengxin_read_only"
+
+
 def _sqlite_begin(connection: Any) -> None:
-    # Every transaction takes the write lock up front.  Read-then-write
+    # Every writing transaction takes the write lock up front.  Read-then-write
     # transactions (the audit chain head, serial reservations) would otherwise
     # fail with SQLITE_BUSY when two writers race; this serialises them.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # A transaction opened by read_transaction() only reads: in WAL mode a
+    # deferred BEGIN reads a snapshot without taking any lock, so readers never
+    # queue behind writers (or behind each other).
+    if connection.get_execution_options().get(READ_ONLY):
+        connection.exec_driver_sql("BEGIN DEFERRED")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def build_engine(url: str | URL, *, pool_size: int = 10, echo: bool = False, password: str | None = None) -> Engine:
@@ -104,7 +113,10 @@ def build_engine(url: str | URL, *, pool_size: int = 10, echo: bool = False, pas
         database = parsed.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, echo=echo, connect_args={"timeout": 30, "check_same_thread": False})
+        # Enough pooled connections for the request thread pool: a connection opened beyond the pool is closed
+        # after one use, and opening one costs its PRAGMAs.
+        engine = create_engine(parsed, echo=echo, pool_size=pool_size, max_overflow=4 * pool_size,
+                               connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
@@ -126,6 +138,28 @@ def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
     session = sessions()
     try:
         with session.begin():
+            yield session
+    except OperationalError as e:
+        raise DatabaseUnavailable("the database did not answer") from e
+    finally:
+        session.close()
+
+
+@contextlib.contextmanager
+def read_transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A transaction that only reads: one consistent snapshot, no write lock.
+
+    On SQLite it begins DEFERRED (see ``_sqlite_begin``); on PostgreSQL it is a
+    READ ONLY transaction, so an accidental write fails instead of committing.
+    Use it for lookups on hot paths (token checks, OCSP status, listings).
+    """
+    session = sessions()
+    try:
+        with session.begin():
+            options: dict[str, Any] = {READ_ONLY: True}
+            if session.get_bind().dialect.name == "postgresql":
+                options["postgresql_readonly"] = True
+            session.connection(execution_options=options)
             yield session
     except OperationalError as e:
         raise DatabaseUnavailable("the database did not answer") from e
