@@ -84,7 +84,14 @@ def machine() -> dict[str, Any]:
 
 
 def save(scenario: str, figures: dict[str, Any], *, quick: bool, no_save: bool = False) -> None:
-    """Print the figures (last, as the issue asks) and write ``bench/results/<scenario>.json``."""
+    """Print the figures (last, as the issue asks) and write ``bench/results/<scenario>.json``.
+
+    ``figures`` holds at least ``rows`` (a list of :func:`row`) and ``method`` (one paragraph: what was run,
+    counts, concurrency, which peer, how it was configured); anything else (raw wrk results, profiles) is kept
+    in the JSON for whoever wants the detail.
+    """
+    if "rows" not in figures or "method" not in figures:
+        raise ValueError("figures need 'rows' and 'method'")
     record = {
         "scenario": scenario,
         "taken_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -103,6 +110,28 @@ def ratio(ours: float | None, theirs: float | None) -> float | None:
     if not ours or not theirs:
         return None
     return round(ours / theirs, 2)
+
+
+def row(measure: str, ours: float | None, unit: str, *, peer: str = "", peer_value: float | None = None,
+        target: str = "", met: bool | None = None, generator_cpu_percent: float | None = None,
+        note: str = "") -> dict[str, Any]:
+    """One line of the table in docs/performance.md.
+
+    ``ours`` and ``peer_value`` are in ``unit``; ``ratio`` is ours / peer (so above 1 is better for rates and
+    worse for times: ``note`` says which when it is not obvious).  ``met`` is None where the issue sets no target.
+    """
+    return {
+        "measure": measure,
+        "hengxin": ours,
+        "unit": unit,
+        "peer": peer,
+        "peer_value": peer_value,
+        "ratio": ratio(ours, peer_value),
+        "target": target,
+        "met": met,
+        "generator_cpu_percent": generator_cpu_percent,
+        "note": note,
+    }
 
 
 # -- processes ---------------------------------------------------------------------------------------------
@@ -419,8 +448,8 @@ def wrk(base_url: str, requests: Sequence[Request], *, connections: int, seconds
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         server_before = cpu_seconds(server_pids) if server_pids else None
         result = subprocess.run(
-            [binary, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", f"--timeout={timeout_seconds}s",
-             "-s", script.name, base_url],
+            [binary, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+             f"--timeout={timeout_seconds}s", "-s", script.name, base_url],
             capture_output=True, text=True, timeout=seconds + 120,
         )
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
