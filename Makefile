@@ -11,7 +11,7 @@ DEB_RUNTIME := python3-venv python3-dev build-essential libldap2-dev libsasl2-de
 	fonts-arphic-gbsn00lp
 # Debian packages the test suite needs on top: real servers and independent verifiers.
 DEB_TEST := postgresql slapd ldap-utils softhsm2 poppler-utils qpdf libnss3-tools chrony faketime \
-	openssh-server openssh-client golang-cfssl ansible nginx acl logrotate python3-psycopg2
+	openssh-server openssh-client golang-cfssl ansible nginx acl logrotate python3-psycopg2 wrk
 
 .PHONY: run test deps deps-test venv install lint bench fuzz soak
 
@@ -58,8 +58,10 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy core ca directory timestamp signing backup dr api
 
-bench: install
-	$(PY) bench/run_all.py
+# Benchmarks against peers in the same run (docs/performance.md); the machine should be otherwise idle.
+bench: deps deps-test install
+	$(VENV)/bin/pip install -q -e '.[test,bench]'
+	$(PY) bench/run_all.py $(BENCH_ARGS)
 
 # Long-running robustness checks, outside `make test` (see fuzz/README.md and docs/security.md).
 fuzz: install

@@ -219,7 +219,10 @@ def serve(
         if _state["config"] is not None:
             os.environ[CONFIG_ENV] = str(Path(_state["config"]).resolve())
         print(f"{current.server.workers} worker processes", flush=True)
-        uvicorn.run("api.asgi:worker_app", factory=True, workers=current.server.workers, **options)
+        # A worker opening its platform on a busy machine (key derivation, imports) can take longer than
+        # uvicorn's 5 s health-check default, which would kill and restart it over and over.
+        uvicorn.run("api.asgi:worker_app", factory=True, workers=current.server.workers,
+                    timeout_worker_healthcheck=120, **options)
         return
     try:
         uvicorn.Server(uvicorn.Config(application, **options)).run()

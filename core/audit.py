@@ -232,9 +232,9 @@ class AuditLog:
         """
         if not events:
             return []
-        for event in events:
-            if event.outcome not in OUTCOMES:
-                raise AuditError(f"unknown audit outcome {event.outcome!r}")
+        for item in events:
+            if item.outcome not in OUTCOMES:
+                raise AuditError(f"unknown audit outcome {item.outcome!r}")
         self._serialise(session)
         sequence, previous = self.head(session)
         recorded_at = self.clock()
@@ -242,28 +242,28 @@ class AuditLog:
         rows: list[dict[str, Any]] = []
         records: list[AuditRecord] = []
         crossed = False
-        for event in events:
+        for item in events:
             sequence += 1
-            details = dict(event.details)
-            document = _record_document(sequence, stamp, event.actor, event.action, event.target, event.outcome,
-                                        event.source, details, previous)
+            details = dict(item.details)
+            document = _record_document(sequence, stamp, item.actor, item.action, item.target, item.outcome,
+                                        item.source, details, previous)
             canonical = canonicalize(document)
             record_hash = hashlib.sha256(canonical).hexdigest()
             rows.append({
                 "sequence": sequence,
                 "recorded_at": recorded_at,
-                "actor": event.actor,
-                "action": event.action,
-                "target": event.target,
-                "outcome": event.outcome,
-                "source": event.source,
+                "actor": item.actor,
+                "action": item.action,
+                "target": item.target,
+                "outcome": item.outcome,
+                "source": item.source,
                 "details": canonicalize(details).decode("utf-8"),
                 "previous_hash": previous,
                 "record_hash": record_hash,
                 "canonical": canonical.decode("utf-8"),
             })
-            records.append(AuditRecord(sequence, recorded_at, event.actor, event.action, event.target, event.outcome,
-                                       event.source, details, previous, record_hash))
+            records.append(AuditRecord(sequence, recorded_at, item.actor, item.action, item.target, item.outcome,
+                                       item.source, details, previous, record_hash))
             crossed = crossed or sequence % self.checkpoint_every == 0
             previous = record_hash
         session.execute(insert(AuditRecordRow), rows)

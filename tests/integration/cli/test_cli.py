@@ -180,3 +180,54 @@ def test_escrow_split_and_combine_restore_the_master_passphrase(instance: Path) 
     assert combined.returncode == 0, combined.stderr
     assert passphrase_file.read_text().strip() == original.strip()
     assert run("--config", "var/hengxin.toml", "audit", "verify", cwd=instance).returncode == 0
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_serve_with_two_workers_shares_one_instance_and_stops_cleanly(instance: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "HENGXIN_KEYS__SCRYPT_LOG2_N": "14", "HENGXIN_SERVER__PORT": str(port),
+           "HENGXIN_SERVER__WORKERS": "2"}
+    process = subprocess.Popen([HENGXIN, "--config", "var/hengxin.toml", "serve"], cwd=instance, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            assert time.monotonic() < deadline, "hengxin serve did not become ready within 120 s"
+            time.sleep(0.2)
+        workers = [p for p in _children(process.pid)
+                   if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        assert len(workers) == 2
+        token = (instance / "var" / "secrets" / "admin-token").read_text().strip()
+        headers = {"Authorization": f"Bearer {token}"}
+        # Writes through both workers (new connections spread over them) land in one audit chain.
+        for i in range(20):
+            with httpx.Client(base_url=base, headers=headers) as client:
+                created = client.post("/api/v1/tokens", json={"name": f"worker-test-{i}", "permissions": ["audit.read"]})
+                assert created.status_code == 201, created.text
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    assert process.returncode in (0, -signal.SIGTERM)
+    assert "Traceback" not in output
+    assert all(not Path(f"/proc/{p}").exists() for p in workers), "a worker outlived its supervisor"
+    verified = run("--config", "var/hengxin.toml", "audit", "verify", cwd=instance)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
