@@ -301,8 +301,8 @@ def hengxin_instance(directory: Path, *, database_url: str = "", extra_toml: str
                      production_costs: bool = True) -> Hengxin:
     """Write a configuration, run ``hengxin init`` and return the (not yet started) instance.
 
-    The configuration is the shipped default but for the port, the rate limit (off: one load generator is one
-    client address) and ``extra_toml``.  ``production_costs`` keeps the default scrypt cost of the file key store.
+    The configuration is the shipped default (access log at INFO included) but for the port, the rate limit (off:
+    one load generator is one client address) and ``extra_toml``.  ``production_costs`` keeps the default scrypt cost of the file key store.
     """
     port = free_port()
     data_dir = directory / "var"
@@ -321,9 +321,6 @@ host = "127.0.0.1"
 port = {port}
 rate_limit_per_minute = 0
 {server}
-[logging]
-level = "WARNING"
-
 {extra_toml}
 """
     )
