@@ -57,7 +57,8 @@ def test_quick_run_measures_hengxin_and_its_peer(script: Path) -> None:
     assert isinstance(rows, list) and rows
     for row in rows:
         assert isinstance(row["hengxin"], int | float) and row["hengxin"] > 0, row
-        if row["peer"]:
-            assert row["peer_value"] is None or (isinstance(row["peer_value"], int | float) and row["peer_value"] > 0), row
+        peer_value = row["peer_value"]
+        if row["peer"] and peer_value is not None:
+            assert isinstance(peer_value, int | float) and peer_value > 0, row
     assert any(row["peer"] and row["peer_value"] for row in rows) or script.stem == "bench_memory"
     assert not _processes_under("hengxin-bench-"), "a benchmark left processes running"

@@ -132,22 +132,31 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_serve_answers_health_and_authenticated_requests(instance: Path) -> None:
+def _start_serve(instance: Path, path: str = "/healthz", timeout: float = 120,
+                 **env_overrides: str) -> tuple[subprocess.Popen[str], int]:
+    """Start ``hengxin serve`` in ``instance`` on a free port and wait until ``path`` answers 200."""
     port = _free_port()
-    env = {**os.environ, "HENGXIN_KEYS__SCRYPT_LOG2_N": "14", "HENGXIN_SERVER__PORT": str(port)}
+    env = {**os.environ, "HENGXIN_KEYS__SCRYPT_LOG2_N": "14", "HENGXIN_SERVER__PORT": str(port), **env_overrides}
     process = subprocess.Popen([HENGXIN, "--config", "var/hengxin.toml", "serve"], cwd=instance, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=1).status_code == 200:
+                return process, port
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None:
+            raise AssertionError(process.stdout.read() if process.stdout else "hengxin serve exited")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"hengxin serve did not answer {path} within {timeout} s")
+        time.sleep(0.2)
+
+
+def test_serve_answers_health_and_authenticated_requests(instance: Path) -> None:
+    process, port = _start_serve(instance)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            assert time.monotonic() < deadline, "hengxin serve did not answer /healthz within 90 s"
-            time.sleep(0.2)
         token = (instance / "var" / "secrets" / "admin-token").read_text().strip()
         records = httpx.get(f"http://127.0.0.1:{port}/api/v1/audit", headers={"Authorization": f"Bearer {token}"})
         assert records.status_code == 200 and records.json()["items"]
@@ -196,23 +205,9 @@ def _children(pid: int) -> list[int]:
 
 
 def test_serve_with_two_workers_shares_one_instance_and_stops_cleanly(instance: Path) -> None:
-    port = _free_port()
-    env = {**os.environ, "HENGXIN_KEYS__SCRYPT_LOG2_N": "14", "HENGXIN_SERVER__PORT": str(port),
-           "HENGXIN_SERVER__WORKERS": "2"}
-    process = subprocess.Popen([HENGXIN, "--config", "var/hengxin.toml", "serve"], cwd=instance, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process, port = _start_serve(instance, "/readyz", HENGXIN_SERVER__WORKERS="2")
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            assert time.monotonic() < deadline, "hengxin serve did not become ready within 120 s"
-            time.sleep(0.2)
         workers = [p for p in _children(process.pid)
                    if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
         assert len(workers) == 2
@@ -221,7 +216,8 @@ def test_serve_with_two_workers_shares_one_instance_and_stops_cleanly(instance: 
         # Writes through both workers (new connections spread over them) land in one audit chain.
         for i in range(20):
             with httpx.Client(base_url=base, headers=headers) as client:
-                created = client.post("/api/v1/tokens", json={"name": f"worker-test-{i}", "permissions": ["audit.read"]})
+                body = {"name": f"worker-test-{i}", "permissions": ["audit.read"]}
+                created = client.post("/api/v1/tokens", json=body)
                 assert created.status_code == 201, created.text
     finally:
         process.send_signal(signal.SIGTERM)
