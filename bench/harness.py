@@ -302,7 +302,8 @@ def hengxin_instance(directory: Path, *, database_url: str = "", extra_toml: str
     """Write a configuration, run ``hengxin init`` and return the (not yet started) instance.
 
     The configuration is the shipped default (access log at INFO included) but for the port, the rate limit (off:
-    one load generator is one client address) and ``extra_toml``.  ``production_costs`` keeps the default scrypt cost of the file key store.
+    one load generator is one client address) and ``extra_toml``.  ``production_costs`` keeps the default scrypt
+    cost of the file key store.
     """
     port = free_port()
     data_dir = directory / "var"
@@ -369,7 +370,8 @@ end
 
 
 def _lua_string(data: bytes) -> str:
-    return '"' + "".join(f"\\{b}" if b < 32 or b > 126 or b in (34, 92) else chr(b) for b in data) + '"'
+    # Lua's decimal escape takes up to three digits: always write three, or "\\10" + "1" would read as "\\101".
+    return '"' + "".join(f"\\{b:03d}" if b < 32 or b > 126 or b in (34, 92) else chr(b) for b in data) + '"'
 
 
 @dataclasses.dataclass

@@ -17,6 +17,7 @@ from pyhanko.sign.signers.pdf_cms import Signer
 from pyhanko.sign.timestamps.api import TimeStamper
 
 from core.errors import HengxinError
+from signing.attributes import with_prepared_attributes
 from signing.errors import ContentTooLarge, LevelUnavailable, SigningRequestInvalid
 from signing.pdf import DEFAULT_KEY_USAGE, PAdESLevel, check_signer_certificate, default_digest
 from signing.translate import signing_failure
@@ -61,7 +62,7 @@ async def async_sign_cms_detached(
         raise LevelUnavailable("B-T needs a timestamp authority and none is configured",
                                detail_zh="B-T 需要时间戳服务，但未配置")
     try:
-        content_info = await signer.async_sign_general_data(
+        content_info = await with_prepared_attributes(signer, signing_time=now).async_sign_general_data(
             bytes(data),
             md_algorithm or default_digest(signer),
             detached=True,

@@ -24,13 +24,16 @@ import datetime as dt
 import enum
 import io
 import re
+import threading
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 
 from asn1crypto import x509 as asn1_x509
+from cryptography.hazmat.primitives import hashes
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.fields import SigFieldSpec, SigSeedSubFilter, enumerate_sig_fields
-from pyhanko.sign.signers.pdf_cms import Signer
+from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes, Signer
 from pyhanko.sign.signers.pdf_signer import (
     DSSContentSettings,
     PdfSignatureMetadata,
@@ -41,9 +44,11 @@ from pyhanko.sign.signers.pdf_signer import (
 )
 from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 
 from core.errors import HengxinError
 from signing.appearance import VisibleSignature, stamp_style, text_parameters
+from signing.attributes import with_prepared_attributes
 from signing.context import CertificateLike, as_certificates, ask_revocation, is_self_signed, validation_context
 from signing.errors import (
     AppearanceInvalid,
@@ -330,6 +335,58 @@ async def _long_term_context(
     return validation_context(roots, revocation=info, other_certificates=below_roots, revocation_mode="require")
 
 
+# -- the space reserved for the signature ------------------------------------------------------------
+
+# pyHanko sizes the /Contents placeholder by building a complete dummy CMS
+# object before every signature, which costs as much as the signature itself.
+# That size depends only on the signer's certificates, the digest algorithm and
+# the timestamper's dummy token (which pyHanko itself caches per timestamper and
+# digest); every PAdES signature with the same three gets the same estimate.
+# So it is computed once per (signer, timestamper, digest), the way pyHanko
+# computes it, and passed as ``bytes_reserved``.
+_RESERVED: weakref.WeakKeyDictionary[Signer, dict[tuple[str, TimeStamper | None], int]] = (
+    weakref.WeakKeyDictionary()
+)
+_RESERVED_LOCK = threading.Lock()
+_RESERVED_PER_SIGNER = 8  # timestampers remembered per signer (one in the platform; tests make many)
+
+
+async def _reserved_bytes(
+    signer: Signer, prepared: Signer, timestamper: TimeStamper | None, digest: str, now: dt.datetime
+) -> int:
+    """Bytes of /Contents to reserve: pyHanko's estimate (a dry-run CMS object, hex, plus 50 %), remembered.
+
+    ``prepared`` is ``signer`` as it signs (:func:`signing.attributes.with_prepared_attributes`); the size is
+    remembered for ``signer``, which lives as long as the platform keeps it.
+    """
+    key = (digest, timestamper)
+    try:
+        with _RESERVED_LOCK:
+            known = _RESERVED.get(signer, {}).get(key)
+        remember = True
+    except TypeError:  # a signer or timestamper that cannot be a (weak) dictionary key: size every time
+        known, remember = None, False
+    if known is not None:
+        return known
+    dummy = await prepared.async_sign(
+        hashes.Hash(get_pyca_cryptography_hash(digest)).finalize(),
+        digest,
+        use_pades=True,
+        dry_run=True,
+        timestamper=timestamper,
+        signed_attr_settings=PdfCMSSignedAttributes(signing_time=now),
+    )
+    hex_length = len(dummy.dump()) * 2
+    reserved = hex_length + 2 * (hex_length // 4)  # pyHanko's margin: the real token may differ a little
+    if remember:
+        with _RESERVED_LOCK:
+            sizes = _RESERVED.setdefault(signer, {})
+            if len(sizes) >= _RESERVED_PER_SIGNER:
+                sizes.clear()
+            sizes[key] = reserved
+    return reserved
+
+
 # -- signing -------------------------------------------------------------------------------------
 
 
@@ -435,16 +492,21 @@ async def async_sign_pdf(
                 include_vri=False, placement=SigDSSPlacementPreference.TOGETHER_WITH_SIGNATURE
             ),
         )
+        prepared = with_prepared_attributes(signer, signing_time=None)
         pdf_signer = PdfSigner(
             metadata,
-            signer,
+            prepared,
             timestamper=timestamper if level.needs_timestamp else None,
             stamp_style=style,
             new_field_spec=field_spec,
         )
+        reserved = await _reserved_bytes(
+            signer, prepared, timestamper if level.needs_timestamp else None, digest, now
+        )
         output = io.BytesIO()
         await pdf_signer.async_sign_pdf(
-            writer, existing_fields_only=not new_field, appearance_text_params=text_params, output=output
+            writer, existing_fields_only=not new_field, appearance_text_params=text_params, output=output,
+            bytes_reserved=reserved,
         )
     except HengxinError:
         raise

@@ -13,12 +13,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.audit import AuditEvent
 from core.errors import Category
 from core.store import transaction
 from signing.errors import SigningError
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from core.audit import AuditLog
 
 KINDS = ("pdf", "cms", "doc-timestamp")
+GROUP_MAX = 64  # most records committed in one transaction
 AUDIT_ACTIONS = {"pdf": "signature.pdf", "cms": "signature.cms", "doc-timestamp": "signature.doc_timestamp"}
 
 
@@ -126,6 +129,19 @@ class SignatureQuery:
     limit: int = 50
 
 
+@dataclasses.dataclass(eq=False)
+class _Waiter:
+    """A record waiting for its group's commit; ``lead`` when its thread is to commit the queue."""
+
+    new: NewSignature
+    document_sha256: str
+    output_sha256: str
+    lead: bool = False
+    done: threading.Event = dataclasses.field(default_factory=threading.Event)
+    result: SignatureRecord | None = None
+    error: BaseException | None = None
+
+
 def _record(row: SignatureRow) -> SignatureRecord:
     return SignatureRecord(
         id=row.id,
@@ -161,58 +177,149 @@ class SignatureService:
         self._audit = audit
         self._clock = clock
         self.keep_signed_files = keep_signed_files
+        self._group_lock = threading.Lock()
+        self._queue: list[_Waiter] = []
+        self._committing = False
 
     def record(self, new: NewSignature) -> SignatureRecord:
         """Write the record and its audit record in one transaction and return the record.
 
         The caller returns the signed output only after this succeeded; any
         database error propagates (and the output is then withheld).
+
+        Records asked for at the same time by several threads share one
+        transaction (group commit): while one thread commits, the others
+        queue, and the first of them then commits the whole queue.  Each
+        record is still committed, with its audit record, before this
+        returns; a queue is never held back waiting for more records.
         """
         if new.kind not in KINDS:
             raise ValueError(f"unknown signature kind {new.kind!r}")
-        document_sha256 = hashlib.sha256(new.document).hexdigest()
-        output_sha256 = hashlib.sha256(new.output).hexdigest()
+        waiter = _Waiter(new, hashlib.sha256(new.document).hexdigest(), hashlib.sha256(new.output).hexdigest())
+        with self._group_lock:
+            self._queue.append(waiter)
+            if not self._committing:
+                self._committing = True
+                waiter.lead = True
+        if not waiter.lead:
+            waiter.done.wait()
+        if waiter.lead:
+            self._commit_queue()
+        if waiter.error is not None:
+            raise waiter.error
+        assert waiter.result is not None
+        return waiter.result
+
+    def _commit_queue(self) -> None:
+        """Commit what is queued (this thread leads), then hand the lead to the next queued record, if any."""
+        with self._group_lock:
+            batch, self._queue = self._queue[:GROUP_MAX], self._queue[GROUP_MAX:]
+        try:
+            self._write_group(batch)
+        finally:
+            with self._group_lock:
+                following = self._queue[0] if self._queue else None
+                if following is None:
+                    self._committing = False
+                else:
+                    following.lead = True
+            for waiter in batch:
+                if waiter.result is None and waiter.error is None:  # the write was interrupted
+                    waiter.error = RuntimeError("the signature record was not written")
+                waiter.lead = False
+                waiter.done.set()
+            if following is not None:
+                following.done.set()
+
+    def _write_group(self, batch: list[_Waiter]) -> None:
+        """Write ``batch`` in one transaction; if that fails, each record alone, so one bad record fails alone."""
+        try:
+            results = self._write(batch)
+        except Exception as e:
+            if len(batch) == 1:
+                batch[0].error = e
+                return
+            for waiter in batch:
+                try:
+                    waiter.result = self._write([waiter])[0]
+                except Exception as single:
+                    waiter.error = single
+            return
+        for waiter, result in zip(batch, results, strict=True):
+            waiter.result = result
+
+    def _write(self, batch: list[_Waiter]) -> list[SignatureRecord]:
+        # A Core INSERT ... RETURNING id (one statement for the group) rather than ORM objects: the rows are
+        # never read back here, and the unit of work cost more than the insert itself.
         now = self._clock()
+        rows: list[dict[str, Any]] = [
+            {
+                "kind": waiter.new.kind,
+                "document_sha256": waiter.document_sha256,
+                "output_sha256": waiter.output_sha256,
+                "output_size": len(waiter.new.output),
+                "signer_serial": waiter.new.signer_serial,
+                "signer_fingerprint": waiter.new.signer_fingerprint,
+                "signer_subject": waiter.new.signer_subject[:500],
+                "key_id": waiter.new.key_id,
+                "seal": waiter.new.seal,
+                "signatory": waiter.new.signatory,
+                "level": waiter.new.level,
+                "created_at": now,
+                "requester": waiter.new.requester[:200],
+                "output": waiter.new.output if self.keep_signed_files else None,
+            }
+            for waiter in batch
+        ]
         with transaction(self._sessions) as session:
-            row = SignatureRow(
-                kind=new.kind,
-                document_sha256=document_sha256,
-                output_sha256=output_sha256,
-                output_size=len(new.output),
-                signer_serial=new.signer_serial,
-                signer_fingerprint=new.signer_fingerprint,
-                signer_subject=new.signer_subject[:500],
-                key_id=new.key_id,
-                seal=new.seal,
-                signatory=new.signatory,
-                level=new.level,
+            ids = session.scalars(
+                insert(SignatureRow).returning(SignatureRow.id, sort_by_parameter_order=True), rows
+            ).all()
+            self._audit.append_many(
+                session, [self._audit_event(waiter, number) for waiter, number in zip(batch, ids, strict=True)]
+            )
+        return [
+            SignatureRecord(
+                id=number,
+                kind=row["kind"],
+                document_sha256=row["document_sha256"],
+                output_sha256=row["output_sha256"],
+                output_size=row["output_size"],
+                signer_serial=row["signer_serial"],
+                signer_fingerprint=row["signer_fingerprint"],
+                signer_subject=row["signer_subject"],
+                key_id=row["key_id"],
+                seal=row["seal"],
+                signatory=row["signatory"],
+                level=row["level"],
                 created_at=now,
-                requester=new.requester[:200],
-                output=new.output if self.keep_signed_files else None,
+                requester=row["requester"],
+                output_kept=row["output"] is not None,
             )
-            session.add(row)
-            session.flush()
-            self._audit.append(
-                session,
-                actor=new.requester,
-                action=AUDIT_ACTIONS[new.kind],
-                target=f"signature:{row.id}",
-                source=new.source,
-                details={
-                    "record": row.id,
-                    "level": new.level,
-                    "document_sha256": document_sha256,
-                    "output_sha256": output_sha256,
-                    "signer_serial": new.signer_serial,
-                    "signer_fingerprint": new.signer_fingerprint,
-                    "key_id": new.key_id,
-                    "seal": new.seal,
-                    "signatory": new.signatory,
-                    "output_kept": self.keep_signed_files,
-                    **new.details,
-                },
-            )
-            return _record(row)
+            for number, row in zip(ids, rows, strict=True)
+        ]
+
+    def _audit_event(self, waiter: _Waiter, record_id: int) -> AuditEvent:
+        new = waiter.new
+        return AuditEvent(
+            actor=new.requester,
+            action=AUDIT_ACTIONS[new.kind],
+            target=f"signature:{record_id}",
+            source=new.source,
+            details={
+                "record": record_id,
+                "level": new.level,
+                "document_sha256": waiter.document_sha256,
+                "output_sha256": waiter.output_sha256,
+                "signer_serial": new.signer_serial,
+                "signer_fingerprint": new.signer_fingerprint,
+                "key_id": new.key_id,
+                "seal": new.seal,
+                "signatory": new.signatory,
+                "output_kept": self.keep_signed_files,
+                **new.details,
+            },
+        )
 
     def record_refusal(self, *, actor: str, action: str, target: str, source: str, details: dict[str, Any]) -> None:
         """Audit a refused signing attempt (a seal the caller may not use ...); no signature row is written."""

@@ -206,6 +206,7 @@ class SigningPlatform:
         self._signers: dict[tuple[str, str], KeyStoreSigner] = {}
         self._lock = threading.Lock()
         self._roots: tuple[float, list[bytes]] = (0.0, [])
+        self._ca_names: dict[int, str] = {}
 
     @property
     def settings(self) -> Any:
@@ -280,6 +281,25 @@ class SigningPlatform:
         info = max(usable, key=lambda c: (c.not_before, c.id))
         return SignerChoice(self._signer_for(info), info, signatory=login)
 
+    def _seal_certificate(self, reference: str) -> CertificateInfo | None:
+        """The seal's certificate as stored now, or ``None`` when there is no such certificate.
+
+        Read in a snapshot transaction: on every seal signature, so it must not take SQLite's write lock (which
+        the TSA's and the signature's records need right after).
+        """
+        from ca import store as ca_store
+        from ca.service_errors import CAError
+
+        with self.platform.read_transaction() as session:
+            try:
+                row = ca_store.certificate_row(session, reference)
+            except CAError:
+                return None
+            if row.ca_id not in self._ca_names:
+                # CA names never change; remember them as the CA service does.
+                self._ca_names.update(ca_store.ca_names(session))
+            return ca_store.certificate_info(row, self._ca_names[row.ca_id])
+
     def seal_settings(self, name: str) -> SigningSealSettings | None:
         return next((seal for seal in self.settings.seals if seal.name == name), None)
 
@@ -288,7 +308,6 @@ class SigningPlatform:
 
         Raises :class:`SealNotAllowed` (also for unknown seals, audited as denied) and :class:`SealUnavailable`.
         """
-        from ca.service_errors import CAError
         from signing.service import SealNotAllowed, SealUnavailable
 
         seal = self.seal_settings(name)
@@ -301,10 +320,7 @@ class SigningPlatform:
                 details={"reason": "unknown seal" if seal is None else "not allowed by the seal's rule"},
             )
             raise SealNotAllowed(f"you may not sign with the seal {name[:64]!r}", detail_zh="您无权使用该电子印章")
-        try:
-            info = _ca_of(self.platform).get_certificate(seal.certificate)
-        except CAError:
-            info = None
+        info = self._seal_certificate(seal.certificate)
         if info is None or not self._usable(info) or info.profile != SEAL_PROFILE:
             raise SealUnavailable(
                 f"the certificate of seal {name!r} is missing, not valid, or not a custodial organisation-seal "
