@@ -129,6 +129,8 @@ def main() -> int:
     parser.add_argument("--only", default="", help="comma-separated scenario names")
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/performance.md")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed per scenario")
+    parser.add_argument("--render-only", action="store_true",
+                        help="run nothing: publish the results the scripts last wrote in bench/results")
     args = parser.parse_args()
     only = {x.strip() for x in args.only.split(",") if x.strip()}
     started = time.time()
@@ -136,11 +138,20 @@ def main() -> int:
     scenarios: list[dict[str, Any]] = []
     failures: dict[str, str] = {}
     for script in scripts(only):
+        if args.render_only:
+            stored = sorted(harness.RESULTS.glob("*.json"))
+            scenarios.extend(r for r in (json.loads(p.read_text()) for p in stored if p.name != "latest.json")
+                             if r.get("scenario") == script.stem.removeprefix("bench_"))
+            continue
         records, error, elapsed = run(script, args.quick, args.timeout)
         scenarios.extend(records)
         print(f"   {script.name}: {'ok' if error is None else error} ({elapsed:.0f} s)", flush=True)
         if error is not None:
             failures[script.stem.removeprefix("bench_")] = error
+    if args.render_only:
+        args.quick = any(r.get("quick") for r in scenarios)
+        if scenarios:
+            machine = scenarios[0]["machine"]
     latest = {
         "taken_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "quick": args.quick,
