@@ -51,6 +51,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -223,10 +224,15 @@ class SnapshotNode:
 
 @dataclass(frozen=True)
 class ForgetResult:
-    """Full IDs of the snapshots a retention policy kept and removed."""
+    """Full IDs of the snapshots a retention policy kept and removed.
+
+    ``kept_times`` holds the time of each kept snapshot, in the same order, as
+    restic printed it (RFC 3339 with the offset it was recorded with).
+    """
 
     kept: tuple[str, ...]
     removed: tuple[str, ...]
+    kept_times: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -484,6 +490,23 @@ def _validate_word(kind: str, value: str, *, allow_comma: bool = True) -> str:
     return value
 
 
+# restic versions already asked, by program file (see Restic.version).
+_KNOWN_VERSIONS: dict[tuple[str, int, int, int, int], ResticVersion] = {}
+
+
+def _program_identity(binary: str) -> tuple[str, int, int, int, int] | None:
+    """The file a program name or path runs, as (real path, device, inode, size, mtime); None if not found."""
+    found = shutil.which(binary, path=_base_environment()["PATH"]) if os.sep not in binary else binary
+    if found is None:
+        return None
+    try:
+        real = os.path.realpath(found)
+        status = os.stat(real)
+    except OSError:
+        return None
+    return (real, status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
+
+
 def _base_environment() -> dict[str, str]:
     """The fixed part of every restic call's environment."""
     return {
@@ -576,31 +599,39 @@ class Restic:
     # ------------------------------------------------------------------ version
 
     def version(self) -> ResticVersion:
-        """Return the restic version, running ``restic version`` once per instance.
+        """Return the restic version, running ``restic version`` once per binary file.
 
-        Raises :class:`ResticMissing` when the binary cannot be run and
+        The answer is kept per instance and, across instances, per program file
+        (its resolved path, inode, size and modification time): a service opens a
+        new adapter for every repository and run, and a replaced binary is asked
+        again.  Raises :class:`ResticMissing` when the binary cannot be run and
         :class:`ResticUnsupported` when it is older than :data:`MINIMUM_VERSION`.
         """
         with self._version_lock:
             if self._version is None:
-                completed = self._execute(
-                    "version", ["version"], env=_base_environment(), timeout=VERSION_TIMEOUT_SECONDS
-                )
-                if completed.exit_code != 0:
-                    raise ResticMissing(
-                        f"{self.binary} did not run as restic (exit code {completed.exit_code})",
-                        detail_zh="restic 程序无法运行",
-                        binary=self.binary,
-                    )
-                version = ResticVersion.parse(completed.stdout.decode("utf-8", "replace"))
-                if version < MINIMUM_VERSION:
-                    raise ResticUnsupported(
-                        f"restic {version} is older than the oldest supported {MINIMUM_VERSION}",
-                        detail_zh=f"restic {version} 版本过旧，最低支持 {MINIMUM_VERSION}",
-                        version=str(version),
-                    )
-                self._version = version
+                identity = _program_identity(self.binary)
+                known = _KNOWN_VERSIONS.get(identity) if identity is not None else None
+                self._version = known or self._ask_version()
+                if identity is not None:
+                    _KNOWN_VERSIONS[identity] = self._version
             return self._version
+
+    def _ask_version(self) -> ResticVersion:
+        completed = self._execute("version", ["version"], env=_base_environment(), timeout=VERSION_TIMEOUT_SECONDS)
+        if completed.exit_code != 0:
+            raise ResticMissing(
+                f"{self.binary} did not run as restic (exit code {completed.exit_code})",
+                detail_zh="restic 程序无法运行",
+                binary=self.binary,
+            )
+        version = ResticVersion.parse(completed.stdout.decode("utf-8", "replace"))
+        if version < MINIMUM_VERSION:
+            raise ResticUnsupported(
+                f"restic {version} is older than the oldest supported {MINIMUM_VERSION}",
+                detail_zh=f"restic {version} 版本过旧，最低支持 {MINIMUM_VERSION}",
+                version=str(version),
+            )
+        return version
 
     def supports(self, minimum: ResticVersion) -> bool:
         """Whether the installed restic is at least ``minimum`` (runs ``restic version`` once)."""
@@ -710,13 +741,17 @@ class Restic:
         tags: Sequence[str] = (),
         host: str | None = None,
         paths: Sequence[str] = (),
+        no_lock: bool = False,
         timeout: float | None = None,
     ) -> list[Snapshot]:
         """List snapshots, oldest first, that carry *all* of ``tags`` and match ``host``/``paths``.
 
-        Raises the common errors.
+        ``no_lock`` lists without taking restic's shared lock, so that the list
+        can be read while another command (a ``check``) holds an exclusive one;
+        listing only reads snapshot files.  Raises the common errors.
         """
-        args = ["snapshots", "--json"]
+        args = ["--no-lock"] if no_lock else []
+        args += ["snapshots", "--json"]
         if tags:
             args.append("--tag=" + ",".join(_validate_word("tag", t, allow_comma=False) for t in tags))
         if host is not None:
@@ -836,11 +871,15 @@ class Restic:
         except ValueError as e:
             raise self._unexpected_output("forget") from e
         kept: list[str] = []
+        kept_times: list[str] = []
         removed: list[str] = []
         for group in groups if isinstance(groups, list) else ():
-            kept += [str(s["id"]) for s in group.get("keep") or () if "id" in s]
+            for snapshot in group.get("keep") or ():
+                if "id" in snapshot:
+                    kept.append(str(snapshot["id"]))
+                    kept_times.append(str(snapshot.get("time", "")))
             removed += [str(s["id"]) for s in group.get("remove") or () if "id" in s]
-        return ForgetResult(kept=tuple(kept), removed=tuple(removed))
+        return ForgetResult(kept=tuple(kept), removed=tuple(removed), kept_times=tuple(kept_times))
 
     def copy(
         self,

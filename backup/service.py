@@ -63,6 +63,8 @@ from backup.manifest import Manifest, build_manifest, restored_path, verify_tree
 from backup.metrics import JobMetrics, render_metrics
 from backup.models import BackupRunRow
 from backup.restic import ForgetResult, ProgressCallback, Restic, Snapshot
+from backup.retention import SnapshotTime, keeps_all_with_new
+from backup.retention import parse_time as parse_retention_time
 from backup.schedule import CronSchedule, read_data_subset
 from backup.sources import SourceRegistry
 from core.alerts import AlertChannel
@@ -81,6 +83,19 @@ BACKUP = "backup"
 CHECK = "check"
 SUCCESS = "success"
 FAILED = "failed"
+_RETAINED_LOOKBACK = 20
+"""How many of a job's latest runs are searched for the snapshot list its last retention step recorded."""
+_FAILED_BEFORE_RESTIC = frozenset(
+    {
+        "backup.source_missing",
+        "backup.source_failed",
+        "backup.secrets_included",
+        "backup.configuration_invalid",
+        "backup.job_running",
+        "secrets.not_found",
+    }
+)
+"""Error codes of runs that failed before restic could make a snapshot."""
 
 
 def job_tag(job: str) -> str:
@@ -219,6 +234,7 @@ class BackupService:
             _check_location(repository)
         self._threads: set[threading.Thread] = set()
         self._threads_lock = threading.Lock()
+        self._manifests: dict[str, tuple[tuple[int, int, int, int], Manifest]] = {}
 
     # ------------------------------------------------------------------ configuration
 
@@ -329,11 +345,14 @@ class BackupService:
                     )
         return results
 
-    def snapshots(self, repository: str, *, job: str | None = None) -> list[Snapshot]:
-        """The Hengxin snapshots in a repository (of one job when given), oldest first."""
+    def snapshots(self, repository: str, *, job: str | None = None, no_lock: bool = False) -> list[Snapshot]:
+        """The Hengxin snapshots in a repository (of one job when given), oldest first.
+
+        ``no_lock``: list without restic's lock (see :meth:`Restic.snapshots`).
+        """
         tags = [SNAPSHOT_TAG, job_tag(job)] if job else [SNAPSHOT_TAG]
         with self.repository(repository) as restic:
-            return restic.snapshots(tags=tags)
+            return restic.snapshots(tags=tags, no_lock=no_lock)
 
     # ------------------------------------------------------------------ leases
 
@@ -464,6 +483,10 @@ class BackupService:
         row_counts: dict[str, int] = {}
         sections: dict[str, Any] = {}
         audit_head: tuple[int, str] | None = None
+        # Seconds spent in each step, kept in the run record so that an operator sees what a run costs.
+        seconds: dict[str, float] = {}
+        details["step_seconds"] = seconds
+        mark = time.monotonic()
         selected = self.sources.select(job.sources)
         if not selected:
             raise BackupConfigurationError(f"backup job {job.name!r} has no sources", job=job.name)
@@ -491,6 +514,7 @@ class BackupService:
                 audit_head = output.audit_head
             sections.update(output.sections)
         self._refuse_secrets(roots)
+        mark = _lap(seconds, "sources", mark)
 
         manifest = build_manifest(roots, self._previous_manifest(job.name), clock=self.clock)
         manifest = manifest.with_row_counts(row_counts)
@@ -513,12 +537,19 @@ class BackupService:
         manifest_path.write_text(text, encoding="utf-8")
         manifest_sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
         details["manifest_files"] = len(manifest.files)
+        mark = _lap(seconds, "manifest", mark)
 
         tags = [SNAPSHOT_TAG, job_tag(job.name)]
         first_error: HengxinError | None = None
+        policy = job.retention.policy()
+        known = self._retained_snapshots(job) if policy else None
         with self.repository(job.repository, timeout=job.timeout_seconds) as primary:
+            earliest = dt.datetime.now(dt.UTC)
             summary = primary.backup([*roots.values(), manifest_path], tags=tags, progress=progress)
-            self._save_manifest(job.name, text)
+            latest = dt.datetime.now(dt.UTC)
+            self._save_manifest(job.name, manifest, text)
+            mark = _lap(seconds, "backup", mark)
+            details["restic_backup_seconds"] = round(summary.duration, 3)  # restic's own measure of its run
             result = _BackupResult(
                 snapshot_id=summary.snapshot_id,
                 files_total=summary.total_files_processed,
@@ -528,15 +559,38 @@ class BackupService:
                 bytes_added=summary.data_added,
                 manifest_sha256=manifest_sha256,
             )
-            policy = job.retention.policy()
             retention: dict[str, Any] = {}
             if policy:
+                # restic's snapshot time is taken by restic between `earliest` and `latest` (real time, not the
+                # injected clock).  When the known snapshots plus this one are all kept whatever that time was,
+                # `forget` would remove nothing: it is not run.
+                kept = (
+                    keeps_all_with_new(known, summary.snapshot_id, earliest, latest, policy)
+                    if known is not None and summary.snapshot_id
+                    else None
+                )
                 try:
-                    forgotten = _apply_retention(primary, policy, tags)
-                    retention[job.repository] = {"removed": len(forgotten.removed), "kept": len(forgotten.kept)}
+                    if kept is None:
+                        forgotten = _apply_retention(primary, policy, tags)
+                        retention[job.repository] = {"removed": len(forgotten.removed), "kept": len(forgotten.kept)}
+                        kept = [
+                            SnapshotTime(snapshot, parse_retention_time(moment))
+                            for snapshot, moment in zip(forgotten.kept, forgotten.kept_times, strict=True)
+                        ]
+                    else:
+                        retention[job.repository] = {"removed": 0, "kept": len(kept)}
+                        details["retention_decided_without_forget"] = [job.repository]
+                    details["retained"] = {
+                        "repository": job.repository,
+                        "url": self._repositories[job.repository].url,
+                        "snapshots": [snapshot.to_json() for snapshot in kept],
+                    }
                 except HengxinError as e:
                     retention[job.repository] = e.code
                     first_error = first_error or _in_repository(e, "retention", job.repository)
+                except ValueError:
+                    logger.warning("restic printed a snapshot time that cannot be read; the next run runs forget")
+            mark = _lap(seconds, "retention", mark)
             copies: dict[str, str] = {}
             for target in self.copy_targets(job):
                 try:
@@ -552,7 +606,47 @@ class BackupService:
                     first_error = first_error or _in_repository(e, "copy", target)
             details["copies"] = copies
             details["retention"] = retention
+            if copies:
+                _lap(seconds, "copies", mark)
         return result, first_error
+
+    def _retained_snapshots(self, job: BackupJobSettings) -> list[SnapshotTime] | None:
+        """The job's snapshots in its primary repository as the run history knows them; None when unknown.
+
+        That is the list the latest run that made a snapshot recorded after its retention step, in the same
+        repository at the same location.  Runs that failed before making a snapshot are passed over; a run
+        that made one without recording the list (its retention failed) makes the answer unknown.  No run
+        at all means no snapshot.  Snapshots made outside the run history (by hand, by another installation,
+        by a run killed before it was recorded) are taken into account by the next ``restic forget``, which
+        runs as soon as the policy could remove any known snapshot.
+        """
+        url = self._repositories[job.repository].url
+        with transaction(self.sessions) as session:
+            rows = session.scalars(
+                select(BackupRunRow)
+                .where(BackupRunRow.job == job.name, BackupRunRow.kind == BACKUP)
+                .order_by(BackupRunRow.id.desc())
+                .limit(_RETAINED_LOOKBACK)
+            ).all()
+            history = [(row.snapshot_id, row.error_code, row.details) for row in rows]
+        if not history:
+            return []
+        for snapshot_id, error_code, text in history:
+            try:
+                details = json.loads(text or "{}")
+            except ValueError:
+                details = {}
+            retained = details.get("retained") if isinstance(details, dict) else None
+            if isinstance(retained, dict):
+                if retained.get("repository") != job.repository or retained.get("url") != url:
+                    return None
+                try:
+                    return [SnapshotTime.from_json(item) for item in retained.get("snapshots") or ()]
+                except ValueError:
+                    return None
+            if snapshot_id is not None or error_code not in _FAILED_BEFORE_RESTIC:
+                return None
+        return None
 
     def _refuse_secrets(self, roots: Mapping[str, Path]) -> None:
         """Raise :class:`SecretsInBackup` if a root is, contains or lies inside the secret store's directory."""
@@ -574,16 +668,25 @@ class BackupService:
 
     def _previous_manifest(self, job: str) -> Manifest | None:
         path = self._manifest_store(job)
-        if not path.exists():
+        try:
+            identity = _file_identity(path)
+        except FileNotFoundError:
             return None
+        cached = self._manifests.get(job)
+        if cached is not None and cached[0] == identity:
+            return cached[1]
         try:
             return Manifest.from_json(path.read_bytes())
         except BackupError:
             logger.warning("the previous manifest of %s is unreadable; hashing every file again", job)
             return None
 
-    def _save_manifest(self, job: str, text: str) -> None:
-        write_private_file(self._manifest_store(job), text.encode("utf-8"))
+    def _save_manifest(self, job: str, manifest: Manifest, text: str) -> None:
+        path = self._manifest_store(job)
+        write_private_file(path, text.encode("utf-8"))
+        # Kept in memory too: the next run of this process reuses it without parsing the file again, as long
+        # as the file is still the one written here.
+        self._manifests[job] = (_file_identity(path), manifest)
 
     # ------------------------------------------------------------------ checks
 
@@ -946,6 +1049,19 @@ def _in_repository(error: HengxinError, step: str, repository: str) -> HengxinEr
         return error
     annotated.__cause__ = error
     return annotated
+
+
+def _lap(seconds: dict[str, float], step: str, since: float) -> float:
+    """Record the seconds since ``since`` as ``step``'s and return now."""
+    now = time.monotonic()
+    seconds[step] = round(now - since, 3)
+    return now
+
+
+def _file_identity(path: Path) -> tuple[int, int, int, int]:
+    """What tells one version of a file from another: device, inode, size and modification time."""
+    status = path.stat()
+    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
 
 
 def _parse_env(text: str) -> dict[str, str]:

@@ -149,6 +149,38 @@ class _Step:
     status: str = "running"
     seconds: float = 0.0
     detail: Any = None
+    measured: float | None = None  # the step's own duration when it ran in the background
+
+
+class _Background:
+    """A call run on its own thread; :meth:`join` returns its result or raises its error."""
+
+    def __init__(self, name: str, call: Callable[[], Any]) -> None:
+        self._call = call
+        self._result: Any = None
+        self._error: BaseException | None = None
+        self.seconds = 0.0
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        began = time.monotonic()
+        try:
+            self._result = self._call()
+        except BaseException as e:  # noqa: BLE001 - handed to whoever joins
+            self._error = e
+        finally:
+            self.seconds = time.monotonic() - began
+
+    def join(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+    def wait(self) -> None:
+        """Wait for the call to end, whatever its outcome (nothing it started may outlive the drill)."""
+        self._thread.join()
 
 
 class _InventoryKeys:
@@ -325,22 +357,39 @@ class DrillService:
                 current.status = "failed"
                 raise
             finally:
-                current.seconds = round(time.monotonic() - began, 3)
+                elapsed = time.monotonic() - began
+                current.seconds = round(current.measured if current.measured is not None else elapsed, 3)
 
+        check: _Background | None = None
         try:
             try:
                 with step("select_snapshot") as current:
                     repository_name = repository_name or self.default_repository()
-                    snapshots = self.backup.snapshots(repository_name)
+                    if self.config.check_read_data:
+                        # `check --read-data` reads the whole repository back.  It starts now and runs while the
+                        # snapshot is chosen and the sandbox prepared; it holds restic's exclusive lock, so the
+                        # snapshot list is read without one.
+                        name = repository_name
+                        check = _Background(f"drill-check-{drill_id}", lambda: self._check_repository(name))
+                    snapshots = self.backup.snapshots(repository_name, no_lock=check is not None)
                     chosen = _pick(snapshots, snapshot_wanted)
                     current.detail = {"snapshot": chosen.short_id, "time": isoformat_utc(chosen.time)}
-                if self.config.check_read_data:
-                    with step("check_repository"), self.backup.repository(
-                        repository_name, timeout=self.config.step_timeout_seconds
-                    ) as restic:
-                        restic.check(read_data=True)
                 sandbox = Sandbox(self.work_dir, drill_id)
                 facts["sandbox"] = str(sandbox.path)
+                if self.serve_command is None:
+                    # The sandbox's interpreter loads the platform while the repository is read back.
+                    sandbox.prepare()
+                if check is not None:
+                    with step("check_repository") as current:
+                        waited = time.monotonic()
+                        try:
+                            check.join()
+                        finally:
+                            current.measured = check.seconds
+                            current.detail = {
+                                "started_with": "select_snapshot",
+                                "waited_seconds": round(time.monotonic() - waited, 3),
+                            }
                 with step("restore"), self.backup.repository(
                     repository_name, timeout=self.config.step_timeout_seconds
                 ) as restic:
@@ -398,10 +447,13 @@ class DrillService:
                 logger.exception("drill %s: unexpected failure", drill_id)
                 error = DrillFailed(f"unexpected failure: {type(e).__name__}: {e}")
             finally:
+                if check is not None:
+                    check.wait()
                 if sandbox is not None:
                     with step("teardown") as current:
                         problems = sandbox.teardown()
                         current.detail = {"problems": problems} if problems else {"removed": str(sandbox.path)}
+                        current.detail["seconds"] = dict(sandbox.teardown_seconds)
                         if problems and error is None:
                             error = DrillFailed("the sandbox was not torn down cleanly: " + "; ".join(problems))
                             current.status = "failed"
@@ -466,6 +518,10 @@ class DrillService:
         )
 
     # ------------------------------------------------------------------ steps
+
+    def _check_repository(self, repository: str) -> None:
+        with self.backup.repository(repository, timeout=self.config.step_timeout_seconds) as restic:
+            restic.check(read_data=True)
 
     def _manifest(self, snapshot: Snapshot, target: Path) -> Manifest:
         path = next((p for p in snapshot.paths if p.endswith("/" + MANIFEST_NAME)), None)

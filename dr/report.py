@@ -250,7 +250,7 @@ def _chart_ops(history: Sequence[Mapping[str, Any]], x: float, y: float, width: 
     for fraction in (0.25, 0.5, 0.75):
         ops.append(f"0.85 0.85 0.85 RG {x} {y + height * fraction:.1f} m {x + width} {y + height * fraction:.1f} l S")
     for values, colour in ((rto, "0.75 0.22 0.17"), (rpo, "0.17 0.44 0.73")):
-        path = []
+        path: list[str] = []
         for index, value in enumerate(values):
             if value is None:
                 continue
@@ -278,7 +278,7 @@ def render_pdf(report: Mapping[str, Any], history: Sequence[Mapping[str, Any]], 
     for text, size in raw_lines:
         laid += [(part, size) for part in _wrap(font, text, size, usable)]
     pages: list[list[str]] = [[]]
-    y = PAGE_HEIGHT - MARGIN
+    y: float = PAGE_HEIGHT - MARGIN
     for text, size in laid:
         if y - size * 1.5 < MARGIN:
             pages.append([])

@@ -37,6 +37,17 @@ logger = logging.getLogger("hengxin.dr.sandbox")
 
 SCRATCH_PREFIX = "hengxin_dr_"
 
+# What a prepared sandbox process runs: import the CLI (the slow part), then wait for its arguments.
+_PREPARED_SERVE = """
+import json, sys
+from api.cli import main
+line = sys.stdin.readline()
+if not line:
+    sys.exit(0)
+sys.argv = [sys.argv[0], *json.loads(line)]
+main()
+"""
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
@@ -175,7 +186,9 @@ class Sandbox:
         self.scratch_database: tuple[str, str] | None = None  # (admin URL, database name)
         self._scratch_password: str | None = None
         self._log_handle: Any = None
+        self._prepared = False
         self.keep = False
+        self.teardown_seconds: dict[str, float] = {}
 
     def __enter__(self) -> Sandbox:
         return self
@@ -276,16 +289,51 @@ class Sandbox:
         write_private_file(path, to_toml(settings).encode("utf-8"))
         return path
 
-    def start(self, config: Path, command: list[str] | None = None) -> None:
-        """Start ``hengxin --config <config> serve`` in its own process group (no ``HENGXIN_`` variables)."""
-        assert self.port is not None
-        program = command or [sys.executable, "-c", "from api.cli import main; main()"]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HENGXIN_")}
+    def prepare(self) -> None:
+        """Start the sandbox's Python early, importing the platform while the drill restores and verifies.
+
+        Loading Hengxin's modules is most of a serve's start-up time.  The process imports them, then waits
+        for :meth:`start` to send its arguments on stdin; if the drill ends first, :meth:`teardown` stops it
+        (or it exits by itself when its stdin closes).  It runs in the sandbox's own process group, in the
+        sandbox directory and without ``HENGXIN_`` variables, like the serve it becomes.
+        """
+        if self.process is not None:
+            return
         self._log_handle = self.log_path.open("wb")
         self.process = subprocess.Popen(  # noqa: S603 - our own program, no shell
-            [*program, "--config", str(config), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, "-c", _PREPARED_SERVE],
             cwd=self.path,
-            env=env,
+            env=_sandbox_environment(),
+            stdin=subprocess.PIPE,
+            stdout=self._log_handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._prepared = True
+
+    def start(self, config: Path, command: list[str] | None = None) -> None:
+        """Start ``hengxin --config <config> serve`` in its own process group (no ``HENGXIN_`` variables).
+
+        With no ``command`` and a process made ready by :meth:`prepare`, that process is told to serve;
+        otherwise a new one is started.
+        """
+        assert self.port is not None
+        arguments = ["--config", str(config), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        if command is None and self._prepared and self.process is not None and self.process.stdin is not None:
+            try:
+                self.process.stdin.write((json.dumps(arguments) + "\n").encode("utf-8"))
+                self.process.stdin.close()
+            except OSError:
+                # The prepared process has died; wait_ready reports its exit with the log's tail.
+                logger.warning("the prepared sandbox process was gone before it could serve")
+            return
+        self.stop()
+        program = command or [sys.executable, "-c", "from api.cli import main; main()"]
+        self._log_handle = self.log_path.open("wb")
+        self.process = subprocess.Popen(  # noqa: S603 - our own program, no shell
+            [*program, *arguments],
+            cwd=self.path,
+            env=_sandbox_environment(),
             stdin=subprocess.DEVNULL,
             stdout=self._log_handle,
             stderr=subprocess.STDOUT,
@@ -350,10 +398,14 @@ class Sandbox:
                 os.killpg(group, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=5)
+        if process.stdin is not None:
+            with contextlib.suppress(OSError):
+                process.stdin.close()
         if self._log_handle is not None:
             self._log_handle.close()
             self._log_handle = None
         self.process = None
+        self._prepared = False
 
     def drop_scratch_database(self) -> None:
         if self.scratch_database is None:
@@ -372,17 +424,25 @@ class Sandbox:
         """Undo everything; returns the problems met (each also logged), never raises."""
         problems: list[str] = []
         for step in (self.stop, self.drop_scratch_database, self._remove):
+            began = time.monotonic()
             try:
                 step()
             except Exception as e:  # noqa: BLE001 - teardown must go on; the problem is reported
                 logger.exception("sandbox teardown step failed")
                 problems.append(f"{step.__name__}: {e}")
+            finally:
+                self.teardown_seconds[step.__name__.lstrip("_")] = round(time.monotonic() - began, 3)
         return problems
 
     def _remove(self) -> None:
         if self.keep:
             return
         shutil.rmtree(self.path, ignore_errors=False)
+
+
+def _sandbox_environment() -> dict[str, str]:
+    """The environment of the sandbox's serve: ours without any ``HENGXIN_`` variable."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("HENGXIN_")}
 
 
 def _newest_pg_binary(name: str) -> str | None:

@@ -352,3 +352,18 @@ def test_password_never_reaches_argv_logs_or_errors(
     for log_record in caplog.records:
         assert password not in log_record.getMessage()
     assert any("restic backup" in r.getMessage() for r in caplog.records)
+
+
+def test_the_version_is_asked_once_per_program_file_across_adapters(
+    restic_repository: ResticRepository, make_restic_wrapper: Callable[..., Path], tmp_path: Path
+) -> None:
+    record = tmp_path / "calls.log"
+    wrapper = make_restic_wrapper(before=f'[ "$1" = version ] && echo version >> {record}')
+
+    first = restic_repository.client(binary=wrapper).version()
+    second = restic_repository.client(binary=wrapper).version()
+
+    assert first == second and record.read_text().count("version") == 1
+    wrapper.write_text(wrapper.read_text() + "\n# replaced\n")  # another file now: asked again
+    assert restic_repository.client(binary=wrapper).version() == first
+    assert record.read_text().count("version") == 2

@@ -41,9 +41,11 @@ def assert_nothing_left(result: DrillResult) -> None:
             if entry.name.isdigit():
                 try:
                     cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+                    cwd = os.readlink(entry / "cwd")
                 except OSError:
                     continue
                 assert sandbox.encode() not in cmdline, f"process {entry.name} still runs: {cmdline!r}"
+                assert not cwd.startswith(sandbox), f"process {entry.name} still runs in the sandbox: {cmdline!r}"
 
 
 def steps(result: DrillResult) -> dict[str, str]:
@@ -64,6 +66,8 @@ def test_drill_on_platform_with_issued_revoked_and_signed_material_passes(
     ):
         assert status[name] == "passed", (name, result.report["steps"])
     assert result.report["probes"]["revocation"]["ocsp"] == "revoked"
+    [check] = [s for s in result.report["steps"] if s["name"] == "check_repository"]
+    assert check["status"] == "passed" and check["detail"]["started_with"] == "select_snapshot"
     assert result.report["probes"]["revocation"]["crl"] == "listed"
     signature = result.report["probes"]["signature"]
     assert signature["intact"] and signature["valid"] and signature["trusted"] and signature["qpdf_check"] == "ok"

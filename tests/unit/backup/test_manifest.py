@@ -294,3 +294,57 @@ def test_a_missing_root_reports_all_its_files_missing(tmp_path: Path) -> None:
 
     assert {p.kind for p in problems} == {ProblemKind.MISSING}
     assert len(problems) == len(manifest.files)
+
+
+def test_each_file_entry_is_one_line_of_the_json(tmp_path: Path) -> None:
+    manifest = build_manifest(make_tree(tmp_path), clock=frozen_clock)
+
+    text = manifest.to_json()
+
+    document = json.loads(text)
+    entry_lines = [line for line in text.splitlines() if line.startswith('    "') and line.endswith(("},", "}"))]
+    assert len(entry_lines) == len(manifest.files) == len(document["files"])
+    link = document["files"]["config/current"]
+    assert link == {
+        "inode": manifest.files["config/current"].inode,
+        "kind": "symlink",
+        "mtime_ns": manifest.files["config/current"].mtime_ns,
+        "settled": True,
+        "sha256": hashlib.sha256(b"hengxin.toml").hexdigest(),
+        "size": len(b"hengxin.toml"),
+        "target": "hengxin.toml",
+    }
+    assert list(document["files"]) == sorted(document["files"])
+
+
+def test_many_files_are_hashed_in_parallel_with_the_same_result_and_the_first_unreadable_one_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import backup.manifest as manifest_module
+    from backup.errors import SourceUnreadable
+
+    root = tmp_path / "many"
+    root.mkdir()
+    for number in range(60):
+        (root / f"f{number:02d}").write_bytes(os.urandom(number * 997))
+    settle(tmp_path)
+    monkeypatch.setattr(manifest_module, "_HASH_THREADS", 4)
+
+    manifest = build_manifest({"many": root})
+
+    assert len(manifest.files) == 60
+    for number in (0, 17, 59):
+        content = (root / f"f{number:02d}").read_bytes()
+        assert manifest.files[f"many/f{number:02d}"].sha256 == hashlib.sha256(content).hexdigest()
+
+    real_hash = manifest_module._hash_file
+
+    def refuse(path: str) -> object:
+        if path.endswith(("f07", "f41")):
+            raise PermissionError(13, "Permission denied")
+        return real_hash(path)
+
+    monkeypatch.setattr(manifest_module, "_hash_file", refuse)
+    with pytest.raises(SourceUnreadable) as caught:
+        build_manifest({"many": root})
+    assert caught.value.extra["items"] == [str(root / "f07")]

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from core.config import Settings
+from dr.errors import SandboxFailed
 from dr.report import render_html, render_pdf
-from dr.sandbox import sandbox_settings, to_toml
+from dr.sandbox import Sandbox, sandbox_settings, to_toml
 
 REPORT = {
     "id": "20260101T000000Z-abcdef",
@@ -70,3 +74,27 @@ def test_pdf_report_embeds_the_cjk_font_and_extracts_as_chinese(tmp_path: Path) 
     assert "CID TrueType" in fonts and " yes yes " in fonts
     text = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout
     assert "灾备演练报告" in text and "verify_files" in text
+
+
+def test_a_prepared_sandbox_process_waits_for_its_arguments_and_goes_with_the_teardown(tmp_path: Path) -> None:
+    sandbox = Sandbox(tmp_path / "work", "20260101T000000Z-abcdef")
+    sandbox.prepare()
+    process = sandbox.process
+    assert process is not None and process.poll() is None
+    assert os.readlink(f"/proc/{process.pid}/cwd") == str(sandbox.path)
+    assert os.getpgid(process.pid) == process.pid  # its own process group, stopped as one
+
+    assert sandbox.teardown() == []
+    assert process.poll() is not None and not sandbox.path.exists()
+
+    # A prepared process that died is reported by wait_ready with the log's tail, not by start.
+    sandbox = Sandbox(tmp_path / "work", "20260101T000000Z-abcdee")
+    sandbox.prepare()
+    assert sandbox.process is not None
+    sandbox.process.kill()
+    sandbox.process.wait()
+    sandbox.port = 1
+    sandbox.start(tmp_path / "missing.toml")
+    with pytest.raises(SandboxFailed):
+        sandbox.wait_ready(5)
+    assert sandbox.teardown() == []
