@@ -186,33 +186,28 @@ def authenticate(request: Request) -> Principal | None:
 
 
 def _jwt_principal(platform: Platform, token: str) -> Principal:
-    """The principal of a Hengxin access token, with its user's current role permissions."""
-    from directory.service_errors import UserNotFound
+    """The principal of a Hengxin access token, with its user's current role permissions (one snapshot read)."""
     from directory.tokens import InvalidAccessToken
 
     service = platform.services.get("auth")
-    directory = platform.services.get("directory")
-    if service is None or directory is None:
+    if service is None:
         raise Unauthenticated("the token is not valid", detail_zh="令牌无效")
     try:
-        verified = service.verify_access_token(token)
-        user = directory.get_user(verified.login)
-    except (InvalidAccessToken, UserNotFound):
+        authorized = service.authorize_access_token(token)
+    except InvalidAccessToken:
         raise Unauthenticated("the token is not valid", detail_zh="令牌无效") from None
-    if not user.can_log_in:
-        raise Unauthenticated("the token is not valid", detail_zh="令牌无效")
-    assignments = directory.role_assignments(user.login)
-    permissions = {p for a in assignments for p in a.permissions}
-    if user.kind == "person":
+    permissions = set(authorized.permissions)
+    if authorized.kind == "person":
         permissions.add(Permission.ACCOUNT_SELF.value)
+    access = authorized.access
     return Principal(
-        user.login,
-        "user" if user.kind == "person" else "service",
+        access.login,
+        "user" if authorized.kind == "person" else "service",
         frozenset(permissions),
-        tuple((a.role, a.department_code) for a in assignments),
-        verified.session_id,
-        verified.auth_time,
-        verified.amr,
+        tuple((a.role, a.department_code) for a in authorized.assignments),
+        access.session_id,
+        access.auth_time,
+        access.amr,
     )
 
 

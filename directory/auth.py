@@ -33,18 +33,18 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import ForeignKey, Integer, String, Text, select, update
+from sqlalchemy import ForeignKey, Integer, String, Table, Text, bindparam, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from core.alerts import AlertChannel
-from core.audit import AuditLog
+from core.audit import AuditEvent, AuditLog
 from core.clock import Clock, utc_now
 from core.config import AuthSettings
 from core.errors import Category, HengxinError
-from core.store import Base, UTCDateTime, transaction
+from core.store import Base, UTCDateTime, read_transaction, transaction
 from directory import totp
 from directory.models import RoleAssignmentRow, RoleRow, UserRow
 from directory.service import DirectoryService
@@ -58,6 +58,7 @@ from directory.tokens import (
     random_token,
     sha256_hex,
 )
+from directory.values import Account, RoleAssignment
 
 log = logging.getLogger("hengxin.auth")
 
@@ -202,6 +203,45 @@ class ClientSecretRow(Base):
     created_by: Mapped[str] = mapped_column(String(200), nullable=False)
 
 
+_SESSIONS = cast(Table, SessionRow.__table__)
+_USERS = cast(Table, UserRow.__table__)
+
+# An access token's session and its account, by session id: built once (statement construction costs more than
+# running it), on the tables rather than the mapped classes, so no ORM objects are loaded per request.
+_LIVE_ACCESS = (
+    select(
+        _SESSIONS.c.id,
+        _SESSIONS.c.login,
+        _SESSIONS.c.kind,
+        _SESSIONS.c.amr,
+        _SESSIONS.c.auth_time,
+        _SESSIONS.c.last_used_at,
+        _SESSIONS.c.expires_at,
+        _SESSIONS.c.revoked_at,
+        _USERS.c.id.label("user_id"),
+        _USERS.c.kind.label("user_kind"),
+        _USERS.c.status,
+        _USERS.c.expires_at.label("user_expires_at"),
+        _USERS.c.locked_until,
+    )
+    .join(_USERS, _USERS.c.id == _SESSIONS.c.user_id)
+    .where(_SESSIONS.c.id == bindparam("sid"))
+)
+_INSERT_SESSION = insert(_SESSIONS)
+_INSERT_REFRESH_TOKEN = insert(cast(Table, RefreshTokenRow.__table__))
+
+
+def _account_usable(
+    status: str, expires_at: dt.datetime | None, locked_until: dt.datetime | None, now: dt.datetime
+) -> bool:
+    """Active, not expired, not temporarily locked."""
+    if status != "active":
+        return False
+    if expires_at is not None and expires_at <= now:
+        return False
+    return not (locked_until is not None and locked_until > now)
+
+
 # -- values ---------------------------------------------------------------------------------------------
 
 
@@ -228,6 +268,19 @@ class AccessClaims:
     @property
     def strong(self) -> bool:
         return bool(STRONG_METHODS & set(self.amr))
+
+
+@dataclasses.dataclass(frozen=True)
+class AuthorizedAccess:
+    """A verified access token of a usable account, with the account's kind and current role assignments."""
+
+    access: AccessClaims
+    kind: str  # person | service, from the account
+    assignments: tuple[RoleAssignment, ...]
+
+    @property
+    def permissions(self) -> frozenset[str]:
+        return frozenset(p for assignment in self.assignments for p in assignment.permissions)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,6 +345,20 @@ class AuthService:
             details=details or {},
         )
 
+    @staticmethod
+    def _event(
+        actor: str,
+        action: str,
+        target: str,
+        details: dict[str, Any] | None = None,
+        *,
+        outcome: str = "success",
+        source: str = "",
+    ) -> AuditEvent:
+        """The audit event :meth:`_audit` would append, for a caller that appends it later."""
+        return AuditEvent(actor=actor[:200], action=action, target=target[:500], outcome=outcome,
+                          source=(source or "unknown")[:100], details=details or {})
+
     def _audit_alone(self, *args: Any, **kwargs: Any) -> None:
         with transaction(self.sessions) as session:
             self._audit(session, *args, **kwargs)
@@ -302,11 +369,9 @@ class AuthService:
 
     def _usable(self, row: UserRow | None, now: dt.datetime) -> bool:
         """Active, not expired, not temporarily locked."""
-        if row is None or row.status != "active":
+        if row is None:
             return False
-        if row.expires_at is not None and row.expires_at <= now:
-            return False
-        return not (row.locked_until is not None and row.locked_until > now)
+        return _account_usable(row.status, row.expires_at, row.locked_until, now)
 
     def _seal(self, user_id: int, secret: bytes) -> str:
         nonce = secrets.token_bytes(12)
@@ -317,26 +382,36 @@ class AuthService:
         return self._sealer.decrypt(raw[:12], raw[12:], f"totp:{user_id}".encode())
 
     def _start_session(
-        self, session: Session, user: UserRow, kind: str, amr: Iterable[str], source: str, lifetime: dt.timedelta
+        self,
+        session: Session,
+        user: UserRow | Account,
+        kind: str,
+        amr: Iterable[str],
+        source: str,
+        lifetime: dt.timedelta,
     ) -> SessionRow:
+        """Insert a new session; the object returned holds its values (it is not attached to ``session``)."""
         now = self.clock()
-        row = SessionRow(
-            id=secrets.token_urlsafe(24),
-            user_id=user.id,
-            login=user.login,
-            kind=kind,
-            amr=" ".join(amr),
-            auth_time=now,
-            created_at=now,
-            last_used_at=now,
-            expires_at=now + lifetime,
-            source=source[:100],
-        )
-        session.add(row)
-        session.flush()
-        return row
+        values = {
+            "id": secrets.token_urlsafe(24),
+            "user_id": user.id,
+            "login": user.login,
+            "kind": kind,
+            "amr": " ".join(amr),
+            "auth_time": now,
+            "created_at": now,
+            "last_used_at": now,
+            "expires_at": now + lifetime,
+            "revoked_at": None,
+            "revoke_reason": None,
+            "source": source[:100],
+        }
+        # A prebuilt Core insert: a new row that nothing else in the transaction touches needs none of the
+        # unit of work's bookkeeping, which costs more than the insert itself on every login.
+        session.execute(_INSERT_SESSION, values)
+        return SessionRow(**values)
 
-    def _issue(self, session: Session, row: SessionRow, user: UserRow, *, refresh: bool) -> TokenSet:
+    def _issue(self, session: Session, row: SessionRow, user: UserRow | Account, *, refresh: bool) -> TokenSet:
         lifetime_minutes = (
             self.settings.client_token_minutes if row.kind == "client" else self.settings.access_token_minutes
         )
@@ -352,10 +427,11 @@ class AuthService:
         refresh_token = None
         if refresh:
             refresh_token = random_token(REFRESH_PREFIX)
-            session.add(
-                RefreshTokenRow(token_hash=sha256_hex(refresh_token), session_id=row.id, issued_at=self.clock())
+            session.execute(
+                _INSERT_REFRESH_TOKEN,
+                {"token_hash": sha256_hex(refresh_token), "session_id": row.id, "issued_at": self.clock(),
+                 "used_at": None},
             )
-            session.flush()
         return TokenSet(token, lifetime_minutes * 60, refresh_token, row.id, full)
 
     # -- password (+ TOTP) login -----------------------------------------------------------------------------
@@ -364,22 +440,18 @@ class AuthService:
         """Check the password (through the directory: lockout and source blocking apply), then the TOTP code
         when the account has a confirmed second factor; start a session and issue tokens.
 
+        The second factor, the session, the tokens and the ``auth.login`` record are written in the transaction
+        that records the directory's password check, so a login costs one commit.
+
         Raises ``InvalidCredentials`` (every failure, including a wrong or replayed code),
         ``PasswordExpired`` or :class:`SecondFactorRequired` (right password, no code sent).
         """
-        try:
-            user = self.directory.authenticate(login, password, source)
-        except InvalidCredentials:
-            self._audit_alone(
-                f"user:{login[:100]}", "auth.login", f"user:{login[:100]}", {"method": "password",
-                                                                                 "reason": "password"},
-                outcome="failure", source=source,
-            )
-            raise
-        now = self.clock()
-        with transaction(self.sessions) as session:
-            row = self._user(session, user.login)
-            assert row is not None
+
+        def after_password(session: Session, row: Account) -> tuple[TokenSet | str, list[AuditEvent]]:
+            # Runs inside the directory's success transaction: a refusal is returned (so the password check,
+            # the code's failure count and the audit records still commit) and raised after the commit.  The
+            # auth.login record is returned to be appended with the directory's record.
+            now = self.clock()
             factor = session.get(TOTPRow, row.id)
             amr = ["pwd"]
             failure: str | None = None
@@ -407,17 +479,28 @@ class AuthService:
                     session, row, "login", amr, source, dt.timedelta(hours=self.settings.session_absolute_hours)
                 )
                 tokens = self._issue(session, record, row, refresh=True)
-                self._audit(
-                    session, f"user:{row.login}", "auth.login", f"user:{row.login}",
+                return tokens, [self._event(
+                    f"user:{row.login}", "auth.login", f"user:{row.login}",
                     {"method": "password", "amr": amr, "session": record.id, "jti": tokens.claims["jti"]},
                     source=source,
-                )
-                return tokens
-            self._audit(
-                session, f"user:{row.login}", "auth.login", f"user:{row.login}",
+                )]
+            return failure, [self._event(
+                f"user:{row.login}", "auth.login", f"user:{row.login}",
                 {"method": "password", "reason": failure}, outcome="failure", source=source,
+            )]
+
+        try:
+            outcome = self.directory.authenticate_within(login, password, source, after_password)
+        except InvalidCredentials:
+            self._audit_alone(
+                f"user:{login[:100]}", "auth.login", f"user:{login[:100]}", {"method": "password",
+                                                                                 "reason": "password"},
+                outcome="failure", source=source,
             )
-        if failure == "second_factor_missing":
+            raise
+        if isinstance(outcome, TokenSet):
+            return outcome
+        if outcome == "second_factor_missing":
             raise SecondFactorRequired(
                 "this account needs a one-time code: send 'totp' with the password",
                 detail_zh="此账户需要一次性验证码，请随密码一并提交 totp", methods=["totp"],
@@ -469,8 +552,8 @@ class AuthService:
 
     # -- refresh, client credentials ---------------------------------------------------------------------------
 
-    def _session_alive(self, record: SessionRow | None, now: dt.datetime) -> str | None:
-        """Why the session cannot be used any more, or None."""
+    def _session_alive(self, record: Any, now: dt.datetime) -> str | None:
+        """Why the session (a SessionRow, or a row of its table) cannot be used any more, or None."""
         if record is None:
             return "unknown_session"
         if record.revoked_at is not None:
@@ -582,25 +665,54 @@ class AuthService:
     # -- access tokens ----------------------------------------------------------------------------------------
 
     def verify_access_token(self, token: str) -> AccessClaims:
-        """Verify the signature, expiry, issuer and audience, and that the session is alive.
+        """Verify the signature, expiry, issuer and audience, that the session is alive and that its account
+        may log in now (active, not expired, not locked).
 
         Raises :class:`directory.tokens.InvalidAccessToken`.
         """
         claims = self.keys.decode(token)
+        with read_transaction(self.sessions) as session:
+            access, _ = self._live_access(session, claims)
+        return access
+
+    def _live_access(self, session: Session, claims: Mapping[str, Any]) -> tuple[AccessClaims, Any]:
+        """The access of verified ``claims`` whose session is alive and whose account is usable, with the
+        session-and-account row; raises InvalidAccessToken.  One indexed query (every authenticated request
+        and every introspection runs it)."""
+        row = session.execute(_LIVE_ACCESS, {"sid": str(claims.get("sid", ""))}).first()
         now = self.clock()
-        with transaction(self.sessions) as session:
-            record = session.get(SessionRow, str(claims.get("sid", "")))
-            reason = self._session_alive(record, now)
-        if reason is not None or record is None or record.login != claims.get("sub"):
-            raise InvalidAccessToken(reason or "session mismatch")
-        return AccessClaims(
-            login=record.login,
+        reason = self._session_alive(row, now)
+        if reason is None and row is not None and row.login != claims.get("sub"):
+            reason = "session mismatch"
+        if reason is None and row is not None and not _account_usable(
+            row.status, row.user_expires_at, row.locked_until, now
+        ):
+            reason = "account_unusable"
+        if reason is not None or row is None:
+            raise InvalidAccessToken(reason or "unknown_session")
+        access = AccessClaims(
+            login=row.login,
             kind=str(claims.get("kind", "person")),
-            session_id=record.id,
-            auth_time=record.auth_time,
-            amr=tuple(record.amr.split()),
+            session_id=row.id,
+            auth_time=row.auth_time,
+            amr=tuple(row.amr.split()),
             claims=claims,
         )
+        return access, row
+
+    def authorize_access_token(self, token: str) -> AuthorizedAccess:
+        """Everything the authorisation layer needs for a bearer JWT, read in one snapshot transaction.
+
+        :meth:`verify_access_token` plus the account's kind and its role assignments as they are now, so a
+        revoked role, an ended session or a disabled account takes effect at once.  Two queries.  Raises
+        :class:`directory.tokens.InvalidAccessToken` for anything that must not be let in (the reason is the
+        exception's message).
+        """
+        claims = self.keys.decode(token)
+        with read_transaction(self.sessions) as session:
+            access, row = self._live_access(session, claims)
+            assignments = DirectoryService.assignments_of(session, row.user_id, row.login)
+        return AuthorizedAccess(access, row.user_kind, tuple(assignments))
 
     # -- revocation, logout, introspection ---------------------------------------------------------------------
 
@@ -648,15 +760,18 @@ class AuthService:
         return count
 
     def introspect(self, token: str) -> dict[str, Any]:
-        """RFC 7662: ``{"active": false}`` for anything not currently usable."""
+        """RFC 7662: ``{"active": false}`` for anything not currently usable: expired, revoked, spent or unknown,
+        or its account disabled, locked or expired."""
         now = self.clock()
         if token.startswith(REFRESH_PREFIX):
-            with transaction(self.sessions) as session:
+            with read_transaction(self.sessions) as session:
                 row = session.scalar(select(RefreshTokenRow).where(RefreshTokenRow.token_hash == sha256_hex(token)))
                 record = session.get(SessionRow, row.session_id) if row is not None else None
                 if row is None or row.used_at is not None or self._session_alive(record, now) is not None:
                     return {"active": False}
                 assert record is not None
+                if not self._usable(session.get(UserRow, record.user_id), now):
+                    return {"active": False}
                 return {
                     "active": True, "token_type": "refresh_token", "sub": record.login, "username": record.login,
                     "sid": record.id, "iat": int(row.issued_at.timestamp()),
@@ -725,7 +840,7 @@ class AuthService:
         return True
 
     def has_totp(self, login: str) -> bool:
-        with transaction(self.sessions) as session:
+        with read_transaction(self.sessions) as session:
             row = self._user(session, login)
             factor = session.get(TOTPRow, row.id) if row is not None else None
             return factor is not None and factor.confirmed_at is not None

@@ -25,20 +25,20 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar, cast
 
 from cryptography import x509
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.alerts import AlertChannel
-from core.audit import AuditLog
+from core.audit import AuditEvent, AuditLog
 from core.clock import Clock, isoformat_utc, utc_now
 from core.config import PasswordSettings
-from core.store import transaction
+from core.store import read_transaction, transaction
 from directory.errors import DirectoryError, LDAPInvalidCredentials
 from directory.federation import ExternalDirectoryContent, FederatedDirectories
 from directory.ldap_mapping import PublishedCA, PublishedDepartment, PublishedGroup, PublishedUser, normalize_dn
@@ -103,6 +103,7 @@ from directory.values import (
     LOCAL_AUTH,
     USER_KINDS,
     USER_STATUSES,
+    Account,
     Department,
     Group,
     ImportedUserOutcome,
@@ -117,9 +118,73 @@ log = logging.getLogger("hengxin.directory")
 MAX_DEPARTMENT_DEPTH = 32
 SYSTEM_ACTOR = "system"
 UNSET: Any = object()  # "leave this field as it is" in updates
+T = TypeVar("T")
 
 # Fields of a user an update may change, with their checks.
 _USER_TEXT_FIELDS = {"given_name": 100, "surname": 100}
+
+
+_ASSIGNMENT_TABLE = RoleAssignmentRow.__table__
+_ROLE_TABLE = RoleRow.__table__
+_PERMISSION_TABLE = RolePermissionRow.__table__
+_DEPARTMENT_TABLE = DepartmentRow.__table__
+
+# A user's role assignments with their permissions, one row per permission: built once, on the tables, because
+# every authenticated request runs it (statement construction and ORM loading would cost more than the query).
+_ASSIGNMENTS = (
+    select(
+        _ASSIGNMENT_TABLE.c.id,
+        _ROLE_TABLE.c.name,
+        _DEPARTMENT_TABLE.c.code,
+        _ASSIGNMENT_TABLE.c.granted_at,
+        _ASSIGNMENT_TABLE.c.granted_by,
+        _PERMISSION_TABLE.c.permission,
+    )
+    .select_from(_ASSIGNMENT_TABLE)
+    .join(_ROLE_TABLE, _ROLE_TABLE.c.id == _ASSIGNMENT_TABLE.c.role_id)
+    .outerjoin(_DEPARTMENT_TABLE, _DEPARTMENT_TABLE.c.id == _ASSIGNMENT_TABLE.c.department_id)
+    .outerjoin(_PERMISSION_TABLE, _PERMISSION_TABLE.c.role_id == _ASSIGNMENT_TABLE.c.role_id)
+    .where(_ASSIGNMENT_TABLE.c.user_id == bindparam("user_id"))
+    .order_by(_ROLE_TABLE.c.name, _ASSIGNMENT_TABLE.c.id, _PERMISSION_TABLE.c.permission)
+)
+
+
+_USER_TABLE = cast(Table, UserRow.__table__)
+
+# What authentication reads before the password check, in _LoginSnapshot's field order; and the source
+# address's block.  Built once: every login runs them.
+_LOGIN_SNAPSHOT = select(
+    _USER_TABLE.c.id,
+    _USER_TABLE.c.login,
+    _USER_TABLE.c.kind,
+    _USER_TABLE.c.status,
+    _USER_TABLE.c.auth_source,
+    _USER_TABLE.c.password_hash,
+    _USER_TABLE.c.password_changed_at,
+    _USER_TABLE.c.expires_at,
+    _USER_TABLE.c.locked_until,
+).where(_USER_TABLE.c.login == bindparam("login"))
+_SOURCE_BLOCKED_UNTIL = select(LoginSourceRow.__table__.c.blocked_until).where(
+    LoginSourceRow.__table__.c.address == bindparam("address")
+)
+# A right password: reset the failure counters and stamp the login, only if the password hash and the status
+# are still those that were checked (new_hash is the checked hash unless the hash is being upgraded).
+_RECORD_SUCCESS = (
+    update(_USER_TABLE)
+    .where(
+        _USER_TABLE.c.id == bindparam("user_id"),
+        _USER_TABLE.c.password_hash.is_not_distinct_from(bindparam("checked_hash")),
+        _USER_TABLE.c.status == bindparam("checked_status"),
+    )
+    .values(
+        failed_logins=0,
+        failure_window_start=None,
+        locked_until=None,
+        lockout_count=0,
+        last_login_at=bindparam("now"),
+        password_hash=bindparam("new_hash"),
+    )
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,6 +269,12 @@ class DirectoryService:
         with transaction(self.sessions) as session:
             yield session
 
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Session]:
+        """A snapshot for lookups: no write lock on SQLite, so reads never queue behind writers."""
+        with read_transaction(self.sessions) as session:
+            yield session
+
     def _audit(
         self,
         session: Session,
@@ -254,6 +325,13 @@ class DirectoryService:
             row = session.scalar(query)
         if row is None:
             raise UserNotFound(f"no user with login {login!r}", detail_zh=f"用户 {login!r} 不存在", login=login)
+        return row
+
+    @staticmethod
+    def _user_by_id(session: Session, user_id: int) -> UserRow:
+        row = session.get(UserRow, user_id)
+        if row is None:
+            raise UserNotFound(f"no user with id {user_id}", detail_zh="用户不存在")
         return row
 
     @staticmethod
@@ -316,7 +394,7 @@ class DirectoryService:
 
     # -- conversion -------------------------------------------------------------------------
 
-    def _password_expires_at(self, row: UserRow) -> dt.datetime | None:
+    def _password_expires_at(self, row: UserRow | _LoginSnapshot) -> dt.datetime | None:
         if row.kind != "person" or row.auth_source != LOCAL_AUTH or row.password_hash is None:
             return None
         return self.policy.expires_at(row.password_changed_at)
@@ -689,14 +767,14 @@ class DirectoryService:
             self._enqueue(session, "department", "/".join(path), "delete", {"path": list(path)})
 
     def get_department(self, code: str) -> Department:
-        with self._transaction() as session:
+        with self._read() as session:
             return self._department_value(session, self._department_row(session, code))
 
     def list_departments(
         self, *, parent: str | None = None, q: str | None = None, after: str | None = None, limit: int = 50
     ) -> list[Department]:
         """Departments ordered by code (``after``: the last code of the previous page)."""
-        with self._transaction() as session:
+        with self._read() as session:
             query = select(DepartmentRow).order_by(DepartmentRow.code).limit(limit)
             if parent is not None:
                 query = query.where(DepartmentRow.parent_id == self._department_row(session, parent).id)
@@ -875,7 +953,7 @@ class DirectoryService:
     def get_user(self, login: str) -> User:
         """The user ``login`` as administrators see it; raises ``UserNotFound``."""
         now = self.clock()
-        with self._transaction() as session:
+        with self._read() as session:
             return self._user_value(session, self._user_row(session, login), now)
 
     def list_users(
@@ -895,7 +973,7 @@ class DirectoryService:
         if kind is not None and kind not in USER_KINDS:
             raise InvalidDirectoryValue(f"kind must be one of {', '.join(USER_KINDS)}", field="kind")
         now = self.clock()
-        with self._transaction() as session:
+        with self._read() as session:
             query = select(UserRow).order_by(UserRow.login).limit(limit)
             if department is not None:
                 department_row = self._department_row(session, department)
@@ -1125,6 +1203,36 @@ class DirectoryService:
     ) -> User:
         """Check a login and password; return the user, or raise ``InvalidCredentials``.
 
+        The same as :meth:`authenticate_within` returning the user as administrators see it.
+        """
+        return self.authenticate_within(
+            login,
+            password,
+            source_address,
+            lambda session, account: (
+                self._user_value(session, self._user_by_id(session, account.id), self.clock()),
+                (),
+            ),
+            allow_expired_password=allow_expired_password,
+        )
+
+    def authenticate_within(
+        self,
+        login: str,
+        password: str,
+        source_address: str,
+        then: Callable[[Session, Account], tuple[T, Sequence[AuditEvent]]],
+        *,
+        allow_expired_password: bool = False,
+    ) -> T:
+        """Check a login and password; on success return what ``then`` returns, else raise ``InvalidCredentials``.
+
+        ``then(session, account)`` runs inside the transaction that records the success (counters reset, audit
+        record), with the account that passed, so a caller that writes more for a login (a session, tokens) commits it
+        together with the success: one transaction, one commit.  It returns its result and the audit events to
+        record after the directory's own ``directory.authenticate`` record, in the same append.  If ``then``
+        raises, nothing is committed.
+
         Every failure (unknown login, wrong password, locked, disabled or
         expired account, blocked source address, unreachable external
         directory) raises the same ``InvalidCredentials`` after one password
@@ -1144,11 +1252,10 @@ class DirectoryService:
             normalized: str | None = normalize_login(login)
         except InvalidDirectoryValue:
             normalized = None
-        with self._transaction() as session:
-            row = session.scalar(select(UserRow).where(UserRow.login == normalized)) if normalized else None
-            snapshot = _snapshot(row) if row is not None else None
-            source_row = session.get(LoginSourceRow, source)
-            source_blocked = source_row is not None and _after(source_row.blocked_until, now)
+        with self._read() as session:
+            found = session.execute(_LOGIN_SNAPSHOT, {"login": normalized}).first() if normalized else None
+            snapshot = _LoginSnapshot(*found) if found is not None else None
+            source_blocked = _after(session.scalar(_SOURCE_BLOCKED_UNTIL, {"address": source}), now)
 
         verified, reason = False, None
         if source_blocked or snapshot is None or (snapshot.auth_source == LOCAL_AUTH and not snapshot.password_hash):
@@ -1171,7 +1278,7 @@ class DirectoryService:
             if self.hasher.needs_rehash(snapshot.password_hash):
                 new_hash = self.hasher.hash(password)
         if reason is None and snapshot is not None:
-            return self._login_succeeded(snapshot, new_hash, source, allow_expired_password)
+            return self._login_succeeded(snapshot, new_hash, source, allow_expired_password, then)
         self._login_failed(normalized or login[:100], snapshot, reason or "wrong_password", source)
         raise InvalidCredentials()
 
@@ -1214,14 +1321,32 @@ class DirectoryService:
         return "wrong_password"
 
     def _login_succeeded(
-        self, snapshot: _LoginSnapshot, new_hash: str | None, source: str, allow_expired_password: bool
-    ) -> User:
+        self,
+        snapshot: _LoginSnapshot,
+        new_hash: str | None,
+        source: str,
+        allow_expired_password: bool,
+        then: Callable[[Session, Account], tuple[T, Sequence[AuditEvent]]],
+    ) -> T:
         now = self.clock()
-        expired_password = False
+        password_expiry = self._password_expires_at(snapshot)
+        expired_password = password_expiry is not None and password_expiry <= now
+        refused = expired_password and not allow_expired_password
+        outcome: list[T] = []
         with self._transaction() as session:
-            row = session.scalar(select(UserRow).where(UserRow.id == snapshot.user_id).with_for_update())
-            if row is None or row.password_hash != snapshot.password_hash or row.status != snapshot.status:
-                # Changed while the password was being checked: refuse rather than guess.
+            # One guarded UPDATE resets the counters and takes the row lock: it matches no row when the password
+            # or the status changed while the password was being checked, and then we refuse rather than guess.
+            result = session.execute(
+                _RECORD_SUCCESS,
+                {
+                    "user_id": snapshot.user_id,
+                    "checked_hash": snapshot.password_hash,
+                    "checked_status": snapshot.status,
+                    "now": now,
+                    "new_hash": new_hash if new_hash is not None else snapshot.password_hash,
+                },
+            )
+            if getattr(result, "rowcount", 0) != 1:
                 self._audit(
                     session,
                     f"user:{snapshot.login}",
@@ -1234,35 +1359,38 @@ class DirectoryService:
                 raise_after = True
             else:
                 raise_after = False
-                row.failed_logins, row.failure_window_start, row.locked_until, row.lockout_count = 0, None, None, 0
-                row.last_login_at = now
-                password_expiry = self._password_expires_at(row)
-                expired_password = password_expiry is not None and password_expiry <= now
-                details: dict[str, Any] = {"auth_source": row.auth_source}
+                details: dict[str, Any] = {"auth_source": snapshot.auth_source}
                 if new_hash is not None:
-                    row.password_hash = new_hash
                     details["rehashed"] = True
-                if expired_password and not allow_expired_password:
+                if refused:
                     details["reason"] = "password_expired"
-                self._audit(
-                    session,
-                    f"user:{row.login}",
-                    "directory.authenticate",
-                    f"user:{row.login}",
-                    details,
-                    outcome="failure" if expired_password and not allow_expired_password else "success",
-                    source=source,
-                )
+                events = [
+                    AuditEvent(
+                        actor=f"user:{snapshot.login}",
+                        action="directory.authenticate",
+                        target=f"user:{snapshot.login}"[:500],
+                        outcome="failure" if refused else "success",
+                        source=source[:100],
+                        details=details,
+                    )
+                ]
                 if new_hash is not None:
+                    row = session.get(UserRow, snapshot.user_id)
+                    assert row is not None
                     self._queue_user(session, row)
-                user = self._user_value(session, row, now)
+                if not refused:
+                    value, more = then(session, Account(snapshot.user_id, snapshot.login, snapshot.kind))
+                    outcome.append(value)
+                    events.extend(more)
+                # One append for the directory's record and the caller's: one chain-head read, one insert.
+                self.audit.append_many(session, events)
         if raise_after:
             raise InvalidCredentials()
-        if expired_password and not allow_expired_password:
+        if refused:
             raise PasswordExpired(
                 "the password has expired: set a new one", detail_zh="密码已过期，请设置新密码", login=snapshot.login
             )
-        return user
+        return outcome[0]
 
     def _login_failed(self, attempted: str, snapshot: _LoginSnapshot | None, reason: str, source: str) -> None:
         now = self.clock()
@@ -1397,14 +1525,14 @@ class DirectoryService:
             self._enqueue(session, "group", row.name, "delete", {"name": row.name})
 
     def get_group(self, name: str) -> Group:
-        with self._transaction() as session:
+        with self._read() as session:
             return self._group_value(session, self._group_row(session, name))
 
     def list_groups(
         self, *, q: str | None = None, member: str | None = None, after: str | None = None, limit: int = 50
     ) -> list[Group]:
         """Groups ordered by name; ``member`` selects the groups of one login."""
-        with self._transaction() as session:
+        with self._read() as session:
             query = select(GroupRow).order_by(GroupRow.name).limit(limit)
             if q:
                 query = query.where(GroupRow.name.icontains(q, autoescape=True))
@@ -1551,11 +1679,11 @@ class DirectoryService:
             self._audit(session, actor, "directory.role.delete", f"role:{name}", source=source)
 
     def get_role(self, name: str) -> Role:
-        with self._transaction() as session:
+        with self._read() as session:
             return self._role_value(session, self._role_row(session, name))
 
     def list_roles(self, *, q: str | None = None, after: str | None = None, limit: int = 50) -> list[Role]:
-        with self._transaction() as session:
+        with self._read() as session:
             query = select(RoleRow).order_by(RoleRow.name).limit(limit)
             if q:
                 query = query.where(
@@ -1633,28 +1761,33 @@ class DirectoryService:
 
     def role_assignments(self, login: str) -> list[RoleAssignment]:
         """The roles ``login`` holds, with their scope and permissions (for the authorisation layer)."""
-        with self._transaction() as session:
+        with self._read() as session:
             user = self._user_row(session, login)
-            rows = session.execute(
-                select(RoleAssignmentRow, RoleRow)
-                .join(RoleRow, RoleRow.id == RoleAssignmentRow.role_id)
-                .where(RoleAssignmentRow.user_id == user.id)
-                .order_by(RoleRow.name, RoleAssignmentRow.id)
-            ).all()
-            assignments = []
-            for assignment, role in rows:
-                department = session.get(DepartmentRow, assignment.department_id) if assignment.department_id else None
-                assignments.append(
-                    RoleAssignment(
-                        user.login,
-                        role.name,
-                        department.code if department is not None else None,
-                        self._role_permissions(session, role.id),
-                        assignment.granted_at,
-                        assignment.granted_by,
-                    )
-                )
-            return assignments
+            return self.assignments_of(session, user.id, user.login)
+
+    @staticmethod
+    def assignments_of(session: Session, user_id: int, login: str) -> list[RoleAssignment]:
+        """The role assignments of user ``user_id``, read inside ``session`` with one query.
+
+        Ordered by role name, then by grant; permissions sorted.  The authorisation layer calls this on every
+        request.
+        """
+        assignments: list[RoleAssignment] = []
+        current: int | None = None
+        permissions: list[str] = []
+        for assignment_id, role, department, granted_at, granted_by, permission in session.execute(
+            _ASSIGNMENTS, {"user_id": user_id}
+        ):
+            if assignment_id != current:
+                if assignments:
+                    assignments[-1] = dataclasses.replace(assignments[-1], permissions=tuple(permissions))
+                current, permissions = assignment_id, []
+                assignments.append(RoleAssignment(login, role, department, (), granted_at, granted_by))
+            if permission is not None:
+                permissions.append(permission)
+        if assignments:
+            assignments[-1] = dataclasses.replace(assignments[-1], permissions=tuple(permissions))
+        return assignments
 
     # -- certificate authorities ---------------------------------------------------------------
 
@@ -1886,20 +2019,6 @@ class DirectoryService:
             session.flush()
         except IntegrityError:
             raise conflict() from None
-
-
-def _snapshot(row: UserRow) -> _LoginSnapshot:
-    return _LoginSnapshot(
-        row.id,
-        row.login,
-        row.kind,
-        row.status,
-        row.auth_source,
-        row.password_hash,
-        row.password_changed_at,
-        row.expires_at,
-        row.locked_until,
-    )
 
 
 def _after(moment: dt.datetime | None, now: dt.datetime) -> bool:

@@ -10,6 +10,18 @@ hex digits of the SHA-256 of the public key, not the key store's identifier.
 Refresh tokens and client secrets are 256 random bits; only their hashes are
 stored (refresh tokens: SHA-256; client secrets: HMAC-SHA256 under a server
 key, so a stolen table alone is not enough to test guesses).
+
+Verified signatures are remembered: an access token is typically presented
+many times in its five minutes (every API call, every introspection), and
+the ECDSA verification is the costliest part of checking one.  The cache
+(:class:`JWTKeys`) maps the exact token text to the claims it carried when
+its signature verified; a hit still requires the signing key to be one we
+accept now (a key retired by a rotation drops its tokens) and still checks
+expiry against the clock.  Only tokens that verified are stored, so the
+cache cannot be filled with forgeries; it is bounded and holds nothing
+secret beyond the tokens themselves, which live in this process's memory
+for their lifetime anyway.  Whether the session is still alive is not
+cached: callers read it from the database every time.
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ import hashlib
 import hmac
 import secrets
 import threading
+from collections import OrderedDict
 from typing import Any
 
 import jwt
@@ -29,7 +42,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import Clock
 from core.keys.base import KeyStore
-from core.store import transaction
+from core.store import read_transaction, transaction
 from core.store.models import PlatformKeyRow
 
 CURRENT = "jwt"
@@ -38,6 +51,7 @@ ALGORITHM = "ES256"
 KEY_ALGORITHM = "ec-p256"
 REFRESH_PREFIX = "hxr_"
 CLIENT_SECRET_PREFIX = "hxs_"  # noqa: S105 - a prefix, not a secret
+VERIFIED_CACHE_SIZE = 4096  # tokens whose signature verified (least recently used dropped); ~2 KiB each
 
 
 class InvalidAccessToken(Exception):
@@ -63,6 +77,7 @@ class SigningKey:
     purpose: str
     key_id: str
     kid: str
+    public_key: Any = dataclasses.field(default=None, compare=False, repr=False)
 
 
 class JWTKeys:
@@ -78,18 +93,21 @@ class JWTKeys:
         self.audience = audience
         self._keys: dict[str, SigningKey] = {}
         self._lock = threading.Lock()
+        # token -> (claims, kid): tokens whose signature, issuer and audience verified (see the module docstring).
+        self._verified: OrderedDict[str, tuple[dict[str, Any], str]] = OrderedDict()
 
     def _kid(self, key_id: str) -> str:
         return self.keystore.info(key_id).fingerprint[:32]
 
     def load(self) -> None:
         """Read the key rows (again); another node may have rotated."""
-        with transaction(self.sessions) as session:
+        with read_transaction(self.sessions) as session:
             rows = {p: session.get(PlatformKeyRow, p) for p in (CURRENT, PREVIOUS)}
         keys = {}
         for purpose, row in rows.items():
             if row is not None:
-                keys[purpose] = SigningKey(purpose, row.key_id, self._kid(row.key_id))
+                keys[purpose] = SigningKey(purpose, row.key_id, self._kid(row.key_id),
+                                           self.keystore.public_key(row.key_id))
         with self._lock:
             self._keys = keys
 
@@ -162,6 +180,23 @@ class JWTKeys:
 
     def decode(self, token: str) -> dict[str, Any]:
         """The verified claims of ``token``; raises :class:`InvalidAccessToken`."""
+        with self._lock:
+            cached = self._verified.get(token)
+            if cached is not None:
+                self._verified.move_to_end(token)
+        if cached is not None and self._by_kid(cached[1]) is not None:
+            claims = dict(cached[0])
+        else:
+            claims = self._verify(token)
+        now = self.clock().timestamp()
+        if not isinstance(claims.get("exp"), int) or claims["exp"] <= now:
+            raise InvalidAccessToken("expired")
+        if isinstance(claims.get("nbf"), int) and claims["nbf"] > now + 5:
+            raise InvalidAccessToken("not yet valid")
+        return claims
+
+    def _verify(self, token: str) -> dict[str, Any]:
+        """Check the signature, algorithm, issuer, audience and required claims; remember the token if it passed."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as e:
@@ -178,21 +213,20 @@ class JWTKeys:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
-                self.keystore.public_key(key.key_id),  # type: ignore[arg-type]
+                key.public_key,
                 algorithms=[ALGORITHM],
                 audience=self.audience,
                 issuer=self.issuer,
-                # Expiry is checked below against our clock, not the system's (tests freeze time).
+                # decode() checks expiry against our clock, not the system's (tests freeze time).
                 options={"require": ["exp", "iat", "sub", "jti", "iss", "aud"], "verify_exp": False,
                          "verify_nbf": False, "verify_iat": False},
             )
         except jwt.PyJWTError as e:
             raise InvalidAccessToken(str(e)) from e
-        now = self.clock().timestamp()
-        if not isinstance(claims.get("exp"), int) or claims["exp"] <= now:
-            raise InvalidAccessToken("expired")
-        if isinstance(claims.get("nbf"), int) and claims["nbf"] > now + 5:
-            raise InvalidAccessToken("not yet valid")
+        with self._lock:
+            self._verified[token] = (dict(claims), key.kid)
+            while len(self._verified) > VERIFIED_CACHE_SIZE:
+                self._verified.popitem(last=False)
         return claims
 
     def _by_kid(self, kid: object) -> SigningKey | None:

@@ -103,6 +103,15 @@ class ImportedUserOutcome:
 
 
 @dataclasses.dataclass(frozen=True)
+class Account:
+    """An account that has just passed a password check: what is needed to start a session for it."""
+
+    id: int
+    login: str
+    kind: str  # person | service
+
+
+@dataclasses.dataclass(frozen=True)
 class ImportReport:
     users: tuple[ImportedUserOutcome, ...]
     groups_created: tuple[str, ...] = ()

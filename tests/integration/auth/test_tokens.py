@@ -7,6 +7,7 @@ import base64
 import json
 
 import jwt
+import pytest
 from sqlalchemy import select
 
 from core.store.models import AuditRecordRow
@@ -186,3 +187,69 @@ def test_metadata_describes_the_endpoints(auth_platform: AuthPlatform) -> None:
     assert metadata["grant_types_supported"] == ["client_credentials", "refresh_token"]
     assert metadata["token_endpoint"].endswith("/oauth/token")
     assert metadata["jwks_uri"] == metadata["issuer"] + "/.well-known/jwks.json"
+
+
+def test_introspection_is_inactive_while_the_account_cannot_log_in(auth_platform: AuthPlatform) -> None:
+    auth_platform.person("zhangwei", "auditor")
+    body = auth_platform.login("zhangwei").json()
+    assert _introspect(auth_platform, body["access_token"])["active"] is True
+    auth_platform.directory.disable_user("test", "zhangwei")
+    # A relying party that introspects must not accept a disabled person's unexpired token.
+    assert _introspect(auth_platform, body["access_token"]) == {"active": False}
+    assert _introspect(auth_platform, body["refresh_token"]) == {"active": False}
+    response = auth_platform.client.get("/api/v1/audit", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert (response.status_code, response.json()["code"]) == (401, "auth.unauthenticated")
+    auth_platform.directory.enable_user("test", "zhangwei")
+    assert _introspect(auth_platform, body["access_token"])["active"] is True
+    auth_platform.directory.lock_user("test", "zhangwei")
+    assert _introspect(auth_platform, body["access_token"]) == {"active": False}
+
+
+def test_a_token_used_before_is_still_refused_once_it_expires(auth_platform: AuthPlatform) -> None:
+    # The verified-signature cache must not outlive the token: expiry is checked against the clock every time.
+    auth_platform.person("zhangwei", "auditor")
+    token = auth_platform.login("zhangwei").json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert auth_platform.client.get("/api/v1/audit", headers=headers).status_code == 200
+    assert _introspect(auth_platform, token)["active"] is True
+    auth_platform.clock.advance(seconds=301)
+    assert auth_platform.client.get("/api/v1/audit", headers=headers).status_code == 401
+    assert _introspect(auth_platform, token) == {"active": False}
+
+
+def test_a_password_login_commits_its_session_and_both_audit_records_together(auth_platform: AuthPlatform) -> None:
+    auth_platform.person("zhangwei", "auditor")
+    body = auth_platform.login("zhangwei").json()
+    with auth_platform.platform.transaction() as session:
+        records = list(session.execute(
+            select(AuditRecordRow.sequence, AuditRecordRow.action, AuditRecordRow.outcome, AuditRecordRow.details)
+            .order_by(AuditRecordRow.sequence.desc()).limit(2)
+        ))
+    (login_sequence, login_action, login_outcome, login_details), (check_sequence, check_action, check_outcome, _) = (
+        records)
+    assert (check_action, check_outcome, login_action, login_outcome) == (
+        "directory.authenticate", "success", "auth.login", "success")
+    assert login_sequence == check_sequence + 1
+    assert json.loads(login_details)["session"] == body["session_id"]
+    introspected = _introspect(auth_platform, body["refresh_token"])
+    assert introspected["active"] is True and introspected["sid"] == body["session_id"]
+    assert auth_platform.directory.get_user("zhangwei").last_login_at == auth_platform.clock()
+
+
+def test_authorisation_reads_the_current_roles_and_account(auth_platform: AuthPlatform) -> None:
+    from directory.tokens import InvalidAccessToken
+
+    auth_platform.person("zhangwei", "auditor", "certificate-operator")
+    token = auth_platform.login("zhangwei").json()["access_token"]
+    authorized = auth_platform.auth.authorize_access_token(token)
+    assert (authorized.access.login, authorized.kind) == ("zhangwei", "person")
+    assert [a.role for a in authorized.assignments] == ["auditor", "certificate-operator"]
+    assert authorized.assignments[0].permissions == ("audit.read",)
+    assert {"audit.read", "certificates.issue"} <= authorized.permissions
+    assert [a.role for a in authorized.assignments] == [
+        a.role for a in auth_platform.directory.role_assignments("zhangwei")]
+    auth_platform.directory.revoke_role("test", "zhangwei", "auditor")
+    assert "audit.read" not in auth_platform.auth.authorize_access_token(token).permissions
+    auth_platform.directory.disable_user("test", "zhangwei")
+    with pytest.raises(InvalidAccessToken, match="account_unusable"):
+        auth_platform.auth.authorize_access_token(token)

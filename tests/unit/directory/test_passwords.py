@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -49,6 +52,35 @@ def test_dummy_hash_has_the_same_cost_and_is_made_once() -> None:
     dummy = hasher.dummy_hash()
     assert dummy is hasher.dummy_hash()
     assert dummy.startswith("$argon2id$v=19$m=64,t=1,p=1$")
+
+
+def test_a_bounded_hasher_never_computes_more_hashes_at_once_than_allowed() -> None:
+    hasher = PasswordHasher(CHEAP, max_concurrent=2)
+    value = hasher.hash("Correct-Horse-9")
+    inside, most = 0, 0
+    lock = threading.Lock()
+    real = hasher._hasher
+
+    class CountingHasher:
+        def verify(self, stored: str, password: str) -> bool:
+            nonlocal inside, most
+            with lock:
+                inside += 1
+                most = max(most, inside)
+            try:
+                time.sleep(0.02)  # long enough for the other threads to try to enter
+                return bool(real.verify(stored, password))
+            finally:
+                with lock:
+                    inside -= 1
+
+    hasher._hasher = CountingHasher()  # type: ignore[assignment]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda _: hasher.matches(value, "Correct-Horse-9"), range(16)))
+    assert results == [True] * 16
+    assert most == 2
+    assert not hasher.matches(value, "wrong")  # a refusal releases its slot too
+    assert PasswordHasher(CHEAP)._slots is None  # unbounded unless asked
 
 
 def test_default_parameters_are_owasps() -> None:
