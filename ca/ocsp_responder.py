@@ -27,7 +27,8 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.x509.ocsp import OCSPResponseStatus
-from sqlalchemy import select
+from sqlalchemy import Engine, bindparam, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ca.errors import OCSPError, OCSPMalformedRequest
@@ -43,12 +44,18 @@ from ca.ocsp import (
 from core.clock import Clock
 from core.errors import DatabaseUnavailable, HengxinError
 from core.keys.base import KeyStore
-from core.store import transaction
+from core.store import READ_ONLY, read_transaction
 
 log = logging.getLogger("hengxin.ca.ocsp")
 
 # (status, revoked_at, reason) as read from the database; None when the certificate is not known.
 State = tuple[str, dt.datetime | None, str | None] | None
+
+# The status lookup every answer makes, built and compiled once (SQLAlchemy caches the compiled form by
+# statement; building the statement per request cost more than running it).
+_STATUS = select(CertificateRow.status, CertificateRow.revoked_at, CertificateRow.revocation_reason).where(
+    CertificateRow.ca_id == bindparam("ca_id"), CertificateRow.serial == bindparam("serial")
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +105,22 @@ _ERROR_NAMES = {
 }
 
 
+def _read_only(sessions: sessionmaker[Session]) -> Engine | None:
+    """The sessions' engine set to open read-only snapshot transactions, as ``read_transaction`` does.
+
+    The status lookup runs on a plain connection of it: a Session per request cost more than the query
+    itself.  ``None`` when the sessions are not bound to one engine (the lookup then uses
+    ``read_transaction``).
+    """
+    engine = sessions.kw.get("bind")
+    if not isinstance(engine, Engine):
+        return None
+    options: dict[str, Any] = {READ_ONLY: True}
+    if engine.dialect.name == "postgresql":
+        options["postgresql_readonly"] = True
+    return engine.execution_options(**options)
+
+
 def _error(status: OCSPResponseStatus) -> OCSPAnswer:
     return OCSPAnswer(build_ocsp_error(status), _ERROR_NAMES[status])
 
@@ -127,12 +150,13 @@ class OCSPResponder:
         self._last_load = 0.0
         self._lock = threading.Lock()
         self._cache: collections.OrderedDict[tuple[int, int], dict[bytes, _Cached]] = collections.OrderedDict()
+        self._status_reader = _read_only(sessions)
 
     # -- issuers --------------------------------------------------------------------------------------
 
     def load(self) -> None:
         """(Re)build the responders of every CA from the database and drop the cache if one changed."""
-        with transaction(self.sessions) as session:
+        with read_transaction(self.sessions) as session:
             rows = session.execute(
                 select(
                     CertificateAuthorityRow.id,
@@ -210,12 +234,17 @@ class OCSPResponder:
     def _state(self, ca_id: int, serial: int) -> State:
         if serial <= 0 or serial.bit_length() > 160:
             return None
-        with transaction(self.sessions) as session:
-            row = session.execute(
-                select(CertificateRow.status, CertificateRow.revoked_at, CertificateRow.revocation_reason).where(
-                    CertificateRow.ca_id == ca_id, CertificateRow.serial == serial
-                )
-            ).first()
+        # A snapshot read: on SQLite it takes no lock, so answers never queue behind issuance or revocation.
+        parameters = {"ca_id": ca_id, "serial": serial}
+        try:
+            if self._status_reader is not None:
+                with self._status_reader.connect() as connection:
+                    row = connection.execute(_STATUS, parameters).first()
+            else:
+                with read_transaction(self.sessions) as session:
+                    row = session.connection().execute(_STATUS, parameters).first()
+        except OperationalError as e:
+            raise DatabaseUnavailable("the database did not answer") from e
         if row is None or row.status not in (ISSUED, REVOKED, HOLD):
             return None
         return (row.status, row.revoked_at, row.revocation_reason)

@@ -23,20 +23,25 @@ them in as :class:`TSACredentials`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
+import fcntl
+import functools
 import hashlib
 import logging
+import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import and_, func, insert, select
+from sqlalchemy import Table, and_, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -67,6 +72,8 @@ log = logging.getLogger("hengxin.timestamp")
 
 ANONYMOUS = "anonymous"
 AUDIT_ACTION = "timestamp.issue"
+# A Core insert of plain rows: the ORM's bulk path would inspect every row for mapped state.
+_INSERT_TOKENS = insert(cast(Table, TimestampTokenRow.__table__))
 
 Trust = Callable[[], tuple[Sequence[x509.Certificate], Sequence[x509.Certificate]]]
 
@@ -85,9 +92,9 @@ class TSACredentials:
     chain: tuple[x509.Certificate, ...] = ()
     key_id: str | None = None
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
-        """SHA-256 of the certificate's DER, lower-case hex."""
+        """SHA-256 of the certificate's DER, lower-case hex (computed once: it goes into every record)."""
         return hashlib.sha256(self.certificate.public_bytes(Encoding.DER)).hexdigest()
 
 
@@ -174,6 +181,14 @@ class TokenRecorder:
     records), then written in one transaction.  When a group fails on a
     unique constraint (a serial collision), its records are retried one by one
     so only the offending token is refused.
+
+    ``writer_lock`` names a lock file shared by the recorders of every process
+    on one SQLite database (``hengxin serve`` with several workers).  Each
+    takes it before its transaction: SQLite's own busy handler makes a
+    writer that finds the database locked sleep 1, 2, 5, 10 ... ms and try
+    again, so two recorders alternating on the write lock spent most of
+    their time asleep; a waiter on the file lock is woken the moment the
+    other process commits.  PostgreSQL needs none (its locks queue waiters).
     """
 
     def __init__(
@@ -183,11 +198,14 @@ class TokenRecorder:
         *,
         window: float = 0.002,
         max_batch: int = 256,
+        writer_lock: Path | None = None,
     ) -> None:
         if window < 0 or max_batch < 1:
             raise ValueError("the batch window must be >= 0 and the batch size >= 1")
         self._sessions = sessions
         self._audit = audit
+        self._writer_lock = writer_lock
+        self._writer_lock_fd: int | None = None
         self.window = window
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[tuple[PendingToken, Future[None]] | None] = queue.SimpleQueue()
@@ -228,6 +246,9 @@ class TokenRecorder:
             self._closed = True
             self._queue.put(None)
         self._thread.join(timeout)
+        if self._writer_lock_fd is not None and not self._thread.is_alive():
+            os.close(self._writer_lock_fd)
+            self._writer_lock_fd = None
 
     # -- the writer thread ------------------------------------------------------------------
 
@@ -255,7 +276,8 @@ class TokenRecorder:
 
     def _commit(self, batch: list[tuple[PendingToken, Future[None]]]) -> None:
         try:
-            self._write([pending for pending, _ in batch])
+            with self._writing():
+                self._write([pending for pending, _ in batch])
         except IntegrityError:
             if len(batch) == 1:
                 self._fail(batch, "the serial number is already recorded")
@@ -272,6 +294,20 @@ class TokenRecorder:
         self.recorded += len(batch)
         for _, future in batch:
             future.set_result(None)
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the writer lock file, if there is one, for one transaction."""
+        if self._writer_lock is None:
+            yield
+            return
+        if self._writer_lock_fd is None:
+            self._writer_lock_fd = os.open(self._writer_lock, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._writer_lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._writer_lock_fd, fcntl.LOCK_UN)
 
     def _fail(self, batch: list[tuple[PendingToken, Future[None]]], reason: str) -> None:
         self.failed += len(batch)
@@ -299,7 +335,7 @@ class TokenRecorder:
                 }
             )
         with transaction(self._sessions) as session:
-            session.execute(insert(TimestampTokenRow), rows)
+            session.execute(_INSERT_TOKENS, rows)
             events = []
             for pending, row in zip(batch, rows, strict=True):
                 record = pending.record

@@ -266,11 +266,18 @@ def build_service(platform: Platform) -> TimestampService:
     settings = platform.settings.tsa
     policy = policy_of(platform)
     monitor = build_clock_monitor(platform)
+    database = platform.engine.url
     recorder = TokenRecorder(
         platform.sessions,
         platform.require_audit(),
         window=settings.batch_window_ms / 1000,
         max_batch=settings.batch_max_size,
+        # Worker processes on one SQLite file take turns through a lock file (see TokenRecorder).
+        writer_lock=(
+            Path(f"{database.database}.tsa-lock")
+            if database.get_backend_name() == "sqlite" and database.database not in (None, "", ":memory:")
+            else None
+        ),
     )
     return TimestampService(
         sessions=platform.sessions,
@@ -358,6 +365,13 @@ def router() -> APIRouter:
     from api.routes.timestamp import router as timestamp_router
 
     return timestamp_router
+
+
+def protocol_endpoints() -> dict[tuple[str, str], Any]:
+    """``POST /tsa`` as a plain ASGI handler, for the application's protocol dispatcher (see the route module)."""
+    from api.routes.timestamp import PROTOCOL_ENDPOINTS
+
+    return PROTOCOL_ENDPOINTS
 
 
 def __getattr__(name: str) -> Any:

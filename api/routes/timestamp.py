@@ -23,6 +23,7 @@ import asyncio
 import base64
 import binascii
 import datetime as dt
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -33,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from api.auth import Permission, PermissionCheck, client_address, platform_of, require
 from api.errors import BodyTooLarge, UnsupportedMediaType
 from api.pagination import Page, PageParams, page_of
+from api.platform import Platform
 from core.clock import isoformat_utc
 from core.errors import InvalidInput
 from timestamp.errors import TimestampError, TimestampRequestInvalid
@@ -115,19 +117,81 @@ async def tsa(request: Request) -> Response:
             accepted=TIMESTAMP_QUERY,
         )
     body = await _read_body(request, MAX_REQUEST_BYTES)
-    service = service_of(request)
+    status, headers, der = await _stamp(platform, service_of(request), body, actor, client_address(request))
+    return Response(content=der, status_code=status, media_type=TIMESTAMP_REPLY, headers=headers)
+
+
+async def _stamp(
+    platform: Platform, service: TimestampService, body: bytes, actor: str, source: str
+) -> tuple[int, dict[str, str], bytes]:
+    """Stamp ``body``: (HTTP status, headers, DER TimeStampResp)."""
     answer = await service.stamp_async(
-        body,
-        actor=actor,
-        source=client_address(request),
-        sign_in_thread=platform.settings.keys.backend != "file",
+        body, actor=actor, source=source, sign_in_thread=platform.settings.keys.backend != "file"
     )
-    headers = {"Cache-Control": "no-store"}
-    status = 200
     if answer.record.failure in _SERVER_FAILURES:
-        status = 503
-        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    return Response(content=answer.der, status_code=status, media_type=TIMESTAMP_REPLY, headers=headers)
+        return 503, {"Cache-Control": "no-store", "Retry-After": str(RETRY_AFTER_SECONDS)}, answer.der
+    return 200, _GRANTED_HEADERS, answer.der
+
+
+_GRANTED_HEADERS = {"Cache-Control": "no-store"}
+
+# -- /tsa as a plain ASGI handler ------------------------------------------------------------------------
+# Timestamping is a hot path: reaching the route through FastAPI's router (every route before it is
+# matched, twice) and building its Request cost about as much as issuing the token.  The application's
+# protocol dispatcher calls this handler inside the middleware stack (request ids, limits and timeouts
+# still apply).  It answers only the ordinary case, a public TSA sent an application/timestamp-query body
+# of declared length within the limit, and returns False, having read and sent nothing, for everything else
+# (authentication, a wrong content type, a missing or excessive length, no TSA yet): the route above then
+# answers, with its problem documents.
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+async def tsa_asgi(scope: Scope, receive: Receive, send: Send) -> bool:
+    """``POST /tsa`` as :func:`tsa` answers it."""
+    platform = scope["app"].state.platform
+    if platform is None or platform.settings.tsa.require_authentication:
+        return False
+    service = platform.services.get("tsa")
+    if not isinstance(service, TimestampService) or service.credentials is None:
+        return False
+    media_type = length = None
+    for key, value in scope["headers"]:
+        if key == b"content-type":
+            media_type = value.split(b";", 1)[0].strip().lower()
+        elif key == b"content-length":
+            length = value
+    if media_type != _TIMESTAMP_QUERY_BYTES or length is None or not length.isdigit():
+        return False
+    if int(length) > MAX_REQUEST_BYTES:
+        return False
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    source = str(scope.get("state", {}).get("client_address", "unknown"))
+    status, headers, der = await _stamp(platform, service, b"".join(chunks), ANONYMOUS, source)
+    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    raw += [(b"content-type", _TIMESTAMP_REPLY_BYTES), (b"content-length", str(len(der)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": der})
+    return True
+
+
+_TIMESTAMP_QUERY_BYTES = TIMESTAMP_QUERY.encode()
+_TIMESTAMP_REPLY_BYTES = TIMESTAMP_REPLY.encode()
+
+# (method, path) -> handler, for the application's protocol dispatcher.
+PROTOCOL_ENDPOINTS: dict[tuple[str, str], Callable[[Scope, Receive, Send], Awaitable[bool]]] = {
+    ("POST", "/tsa"): tsa_asgi,
+}
 
 
 # -- records ---------------------------------------------------------------------------------------------
