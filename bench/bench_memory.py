@@ -200,7 +200,6 @@ def main() -> None:
         ("--connections", {"type": int, "default": 8, "help": "wrk connections per run (default 8)"}),
     ])
     seconds = args.seconds or (2.0 if args.quick else 10.0)
-    bench_pades._lua_escapes_are_unambiguous()
     phases: dict[str, Any] = {}
     with harness.workspace(SCENARIO) as work:
         instance = bench_pades.set_up(work)
