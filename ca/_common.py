@@ -5,6 +5,7 @@ Nothing here holds state; everything is a function of its arguments.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import hashlib
 
@@ -85,3 +86,14 @@ def key_identifier(public_key: CertificatePublicKeyTypes) -> bytes:
     long as the RFC 5280 SHA-1 identifier, without using SHA-1.
     """
     return hashlib.sha256(subject_public_key_bits(public_key)).digest()[:20]
+
+
+def certificate_pem(der: bytes) -> bytes:
+    """PEM of a DER certificate, byte for byte what ``cryptography`` writes (64-character lines).
+
+    Encoding needs no parsing: the issuance path returns the certificate and its chain as PEM for every
+    request, and parsing each certificate only to print it again would be wasted work.
+    """
+    text = base64.b64encode(der)
+    lines = b"\n".join(text[i:i + 64] for i in range(0, len(text), 64))
+    return b"-----BEGIN CERTIFICATE-----\n" + lines + b"\n-----END CERTIFICATE-----\n"

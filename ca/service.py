@@ -14,6 +14,12 @@ Issuance is two transactions around one signature:
 3. the signed DER, the status ``issued`` and the audit record are committed
    together, before anything is returned.
 
+Concurrent requests share those transactions (:class:`ca.store.GroupCommit`):
+the reservations that arrive while one is being committed go in the next
+transaction together, and so do the signed certificates with their audit
+records.  A lone request is written at once, as before; under load one
+commit (one fsync, one audit head read) serves many certificates.
+
 A crash between 1 and 3 leaves a ``reserved`` row (OCSP says ``unknown``)
 and never a certificate the database does not know.  Every request is
 checked against its profile before step 1, so bad input writes nothing.
@@ -32,21 +38,22 @@ import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from sqlalchemy import and_, delete, exists, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, and_, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from ca import store
+from ca._common import certificate_pem
 from ca.certificates import NameConstraints, PublicationURLs, build_certificate, build_name, new_serial, parse_csr
 from ca.crl_publisher import CRLPublisher, PublishedCRL
-from ca.errors import ProfileConfigurationError, ProfileViolation
+from ca.errors import CAError, ProfileConfigurationError, ProfileViolation
 from ca.models import (
     CA_ACTIVE,
     CA_OFFLINE,
@@ -90,14 +97,14 @@ from ca.service_errors import (
 from ca.store import CAInfo, CertificateInfo, fingerprint, format_serial
 from ca.validation import PURPOSES, PurposeCheck, check_purpose, load_certificate, load_certificates, validate_path
 from core.alerts import AlertChannel, Severity
+from core.audit import AuditEvent, AuditLog
 from core.clock import Clock, isoformat_utc
-from core.errors import HengxinError
+from core.errors import DatabaseUnavailable, HengxinError
 from core.jobs import claim_run, lease_holder
 from core.keys.base import KeyStore
-from core.store import transaction
+from core.store import read_transaction, transaction
 
 if TYPE_CHECKING:
-    from core.audit import AuditLog
     from core.config import Settings
 
 log = logging.getLogger("hengxin.ca")
@@ -113,8 +120,41 @@ REVOCATION_REASONS: tuple[str, ...] = tuple(
 KEY_MODES = ("csr", "server", "custodial")
 
 
-# Runs inside the transaction that commits a new certificate; may return extra audit details.
-CommitHook = Callable[[Session, CertificateRow, x509.Certificate], Mapping[str, Any] | None]
+_CERTIFICATES = cast(Table, CertificateRow.__table__)
+_AUTHORITIES = cast(Table, CertificateAuthorityRow.__table__)
+# The statements of the issuance and revocation paths, built once: building and hashing a statement per call
+# costs more than running it.  They run on the session's Core connection, past the ORM layer.
+_RESERVE = insert(_CERTIFICATES).returning(_CERTIFICATES.c.id)
+_RESERVE_MANY = insert(_CERTIFICATES).returning(_CERTIFICATES.c.id, sort_by_parameter_order=True)
+_STORE_SIGNED = (
+    update(_CERTIFICATES)
+    .where(_CERTIFICATES.c.id == bindparam("row_id"))
+    .values(der=bindparam("row_der"), fingerprint_sha256=bindparam("row_fingerprint"), status=ISSUED)
+)
+_SET_REVOCATION = (
+    update(_CERTIFICATES)
+    .where(_CERTIFICATES.c.id == bindparam("row_id"), _CERTIFICATES.c.status == bindparam("old_status"))
+    .values(
+        status=bindparam("new_status"),
+        revoked_at=bindparam("new_revoked_at"),
+        revocation_reason=bindparam("new_reason"),
+        invalidity_date=bindparam("new_invalidity_date"),
+    )
+)
+_MARK_DIRTY = (
+    update(_AUTHORITIES)
+    .where(_AUTHORITIES.c.id == bindparam("ca_id"))
+    .values(
+        crl_dirty_since=func.coalesce(
+            _AUTHORITIES.c.crl_dirty_since, bindparam("dirty_since", type_=_AUTHORITIES.c.crl_dirty_since.type)
+        ),
+        revocation_version=_AUTHORITIES.c.revocation_version + 1,
+    )
+)
+
+# Runs inside the transaction that commits a new certificate, with the row as committed (the columns of
+# ``ca_certificates`` as attributes); may return extra audit details.
+CommitHook = Callable[[Session, Any, x509.Certificate], Mapping[str, Any] | None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,9 +252,27 @@ class IssueResult:
 
     @property
     def chain_pem(self) -> bytes:
-        return b"".join(
-            x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM) for der in self.chain
-        )
+        return b"".join(certificate_pem(der) for der in self.chain)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Signed:
+    """A signed certificate whose reserved row is to be completed, and its audit event."""
+
+    info: CertificateInfo
+    event: AuditEvent
+
+
+@dataclasses.dataclass(frozen=True)
+class _Revocation:
+    """One revocation (or hold) waiting for its group's transaction."""
+
+    reference: str | int
+    actor: str
+    reason: str
+    invalidity_date: dt.datetime | None
+    now: dt.datetime
+    hold: bool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -303,6 +361,18 @@ class CAService:
             sessions, keystore, clock, validity=options.ocsp_validity, cache_entries=options.ocsp_cache_entries
         )
         self._names: dict[int, str] = {}
+        self._snapshots = store.snapshot_engine(sessions)
+        # Concurrent issuance shares transactions (and their fsyncs): reservations in one group, the signed
+        # certificates with their audit records in another.  Each caller still returns only after its own
+        # rows committed.
+        self._reservations: store.GroupCommit[dict[str, Any], tuple[int, int]] = store.GroupCommit(
+            self._reserve_group
+        )
+        self._issued: store.GroupCommit[_Signed, CertificateInfo] = store.GroupCommit(self._commit_signed)
+        # Concurrent revocations share a transaction the same way.
+        self._revocations: store.GroupCommit[_Revocation, tuple[Any, CertificateInfo]] = store.GroupCommit(
+            self._revoke_group
+        )
 
     def start(self) -> None:
         """Load the OCSP responders (call once after construction; cheap when there is no CA yet)."""
@@ -445,7 +515,7 @@ class CAService:
             issuer_id, issuer_name = parent_info.id, parent_info.name
             issuer_cert, issuer_key_id = parent_info.certificate, parent_info.key_id
 
-        def activate(session: Session, row: CertificateRow, certificate: x509.Certificate) -> None:
+        def activate(session: Session, row: Any, certificate: x509.Certificate) -> None:
             session.execute(
                 update(CertificateAuthorityRow)
                 .where(CertificateAuthorityRow.id == ca_id)
@@ -536,7 +606,7 @@ class CAService:
                                     "issuing them needs permission to manage CAs",
                                     detail_zh=f"证书模板 {profile.name} 的证书代表 CA，签发需要 CA 管理权限",
                                     profile=profile.name)
-        ca = self._active_ca(request.ca or self.options.issuing_name)
+        ca, chain = self._issuer(request.ca or self.options.issuing_name)
         mode = request.key_mode
         if mode not in KEY_MODES:
             raise InvalidIssueRequest(f"key mode must be one of {', '.join(KEY_MODES)}",
@@ -605,7 +675,7 @@ class CAService:
             action="certificate.issue",
             on_commit=on_commit,
         )
-        return self._result(certificate, ca.name, private_key, request.pkcs12_password)
+        return self._result(certificate, chain, private_key, request.pkcs12_password)
 
     def renew(self, reference: str | int, *, actor: str, validity_days: int | None = None) -> IssueResult:
         """A new certificate for the same key, subject and names, from the same CA.
@@ -613,7 +683,7 @@ class CAService:
         Raises:
             CertificateNotFound, CertificateNotIssued, AlreadyRevoked, CAInactive, ProfileViolation.
         """
-        old, ca, profile = self._renewable(reference, allow_revoked=False)
+        old, (ca, chain), profile = self._renewable(reference, allow_revoked=False)
         certificate = x509.load_der_x509_certificate(old.der or b"")
         subject_values = profile.check_subject(store.subject_mapping(certificate.subject))
         sans = store.subject_alt_names(certificate)
@@ -636,7 +706,7 @@ class CAService:
             action="certificate.renew",
             renewal_of=old.id,
         )
-        return self._result(renewed, ca.name)
+        return self._result(renewed, chain)
 
     def rekey(
         self,
@@ -657,7 +727,7 @@ class CAService:
             CertificateNotFound, CertificateNotIssued, CAInactive, InvalidIssueRequest, CSRInvalid,
             ProfileViolation, PKCS12PasswordInvalid.
         """
-        old, ca, profile = self._renewable(reference, allow_revoked=True)
+        old, (ca, chain), profile = self._renewable(reference, allow_revoked=True)
         certificate = x509.load_der_x509_certificate(old.der or b"")
         subject_values = profile.check_subject(store.subject_mapping(certificate.subject))
         sans = store.subject_alt_names(certificate)
@@ -705,7 +775,7 @@ class CAService:
             action="certificate.rekey",
             renewal_of=old.id,
         )
-        return self._result(rekeyed, ca.name, private_key, pkcs12_password)
+        return self._result(rekeyed, chain, private_key, pkcs12_password)
 
     # -- revocation -------------------------------------------------------------------------------------
 
@@ -720,7 +790,8 @@ class CAService:
         """Revoke a certificate (``certificateHold`` puts it on hold) with an RFC 5280 reason.
 
         One row update, one dirty mark on the CA, one audit record; the CRL is rebuilt later by
-        the publisher and OCSP answers ``revoked`` at once.
+        the publisher and OCSP answers ``revoked`` at once.  Concurrent revocations are committed
+        together (one transaction for all of them); each returns once its own has committed.
 
         Raises:
             RevocationInvalid: unknown reason (removeFromCRL included) or an invalidity date in the future.
@@ -735,46 +806,7 @@ class CAService:
                 raise RevocationInvalid("invalidity_date is in the future",
                                         detail_zh="invalidity_date 不能晚于当前时间")
         hold = reason == x509.ReasonFlags.certificate_hold.value
-        with transaction(self.sessions) as session:
-            row = store.certificate_row(session, reference)
-            self._check_revocable(row, hold)
-            new_status = HOLD if hold else REVOKED
-            changed = session.execute(
-                update(CertificateRow)
-                .where(CertificateRow.id == row.id, CertificateRow.status == row.status)
-                .values(status=new_status, revoked_at=now, revocation_reason=reason, invalidity_date=invalidity_date)
-                .execution_options(synchronize_session=False)
-            )
-            if changed.rowcount != 1:  # type: ignore[attr-defined]
-                raise AlreadyRevoked("the certificate was revoked meanwhile", detail_zh="证书已被吊销")
-            self._mark_dirty(session, row.ca_id, now)
-            if row.key_mode == "ca":
-                session.execute(
-                    update(CertificateAuthorityRow)
-                    .where(CertificateAuthorityRow.certificate_id == row.id)
-                    .values(status=CA_REVOKED)
-                    .execution_options(synchronize_session=False)
-                )
-            ca_name = self._ca_name(session, row.ca_id)
-            self.audit.append(
-                session,
-                actor=actor,
-                action="certificate.hold" if hold else "certificate.revoke",
-                target=f"certificate:{ca_name}/{format_serial(row.serial)}",
-                details={
-                    "id": row.id,
-                    "reason": reason,
-                    "previous_status": row.status,
-                    "invalidity_date": isoformat_utc(invalidity_date) if invalidity_date else None,
-                },
-            )
-            info = dataclasses.replace(
-                store.certificate_info(row, ca_name),
-                status=new_status,
-                revoked_at=now,
-                revocation_reason=reason,
-                invalidity_date=invalidity_date,
-            )
+        row, info = self._revocations.submit(_Revocation(reference, actor, reason, invalidity_date, now, hold))
         self.ocsp.invalidate(row.ca_id, row.serial)
         if row.key_mode == "ca":
             self.ocsp.load()
@@ -785,6 +817,67 @@ class CAService:
                     self._issue_responder(ca, actor=actor, new_key=True)
                     self.ocsp.load()
         return info
+
+    def _revoke_group(self, group: list[_Revocation]) -> list[tuple[Any, CertificateInfo] | BaseException]:
+        """Apply the revocations of ``group`` in one transaction, with their audit records.
+
+        A revocation the service refuses (unknown certificate, already revoked ...) is refused alone: it
+        has written nothing when its error is raised, and the others in the group go ahead.
+        """
+        results: list[tuple[Any, CertificateInfo] | BaseException] = []
+        events: list[AuditEvent] = []
+        with transaction(self.sessions) as session:
+            for item in group:
+                try:
+                    row, info, event = self._revoke_in(session, item)
+                except CAError as e:
+                    results.append(e)
+                    continue
+                results.append((row, info))
+                events.append(event)
+            if events:
+                self.audit.append_many(session, events)
+        return results
+
+    def _revoke_in(self, session: Session, item: _Revocation) -> tuple[Any, CertificateInfo, AuditEvent]:
+        """One revocation inside ``session``: checks (raising before any write), row update, dirty mark."""
+        row = store.certificate_row(session, item.reference)
+        self._check_revocable(row, item.hold)
+        new_status = HOLD if item.hold else REVOKED
+        changed = session.connection().execute(_SET_REVOCATION, {
+            "row_id": row.id, "old_status": row.status, "new_status": new_status, "new_revoked_at": item.now,
+            "new_reason": item.reason, "new_invalidity_date": item.invalidity_date,
+        })
+        if changed.rowcount != 1:
+            raise AlreadyRevoked("the certificate was revoked meanwhile", detail_zh="证书已被吊销")
+        self._mark_dirty(session, row.ca_id, item.now)
+        if row.key_mode == "ca":
+            session.execute(
+                update(CertificateAuthorityRow)
+                .where(CertificateAuthorityRow.certificate_id == row.id)
+                .values(status=CA_REVOKED)
+                .execution_options(synchronize_session=False)
+            )
+        ca_name = self._ca_name(session, row.ca_id)
+        event = AuditEvent(
+            actor=item.actor,
+            action="certificate.hold" if item.hold else "certificate.revoke",
+            target=f"certificate:{ca_name}/{format_serial(row.serial)}",
+            details={
+                "id": row.id,
+                "reason": item.reason,
+                "previous_status": row.status,
+                "invalidity_date": isoformat_utc(item.invalidity_date) if item.invalidity_date else None,
+            },
+        )
+        info = dataclasses.replace(
+            store.certificate_info(row, ca_name),
+            status=new_status,
+            revoked_at=item.now,
+            revocation_reason=item.reason,
+            invalidity_date=item.invalidity_date,
+        )
+        return row, info, event
 
     def release(self, reference: str | int, *, actor: str) -> CertificateInfo:
         """Take a certificate off hold (certificateHold); it is good again in OCSP at once.
@@ -798,13 +891,11 @@ class CAService:
             if row.status != HOLD:
                 raise NotOnHold(f"the certificate is {row.status}, not on hold", detail_zh="证书未处于冻结状态",
                                 status=row.status)
-            changed = session.execute(
-                update(CertificateRow)
-                .where(CertificateRow.id == row.id, CertificateRow.status == HOLD)
-                .values(status=ISSUED, revoked_at=None, revocation_reason=None, invalidity_date=None)
-                .execution_options(synchronize_session=False)
-            )
-            if changed.rowcount != 1:  # type: ignore[attr-defined]
+            changed = session.connection().execute(_SET_REVOCATION, {
+                "row_id": row.id, "old_status": HOLD, "new_status": ISSUED, "new_revoked_at": None,
+                "new_reason": None, "new_invalidity_date": None,
+            })
+            if changed.rowcount != 1:
                 raise NotOnHold("the certificate changed meanwhile", detail_zh="证书状态已改变")
             self._mark_dirty(session, row.ca_id, now)
             if row.key_mode == "ca":
@@ -1419,16 +1510,22 @@ class CAService:
 
     def _active_ca(self, name: str) -> CAInfo:
         """The CA that issues for ``name``: after a key rollover, its newest successor."""
-        with transaction(self.sessions) as session:
-            row = store.ca_row_by_name(session, name)
-            for _ in range(100):
-                if row.superseded_by is None:
-                    break
-                successor = session.get(CertificateAuthorityRow, row.superseded_by)
-                assert successor is not None
-                row = successor
-            row = store.active_ca_row(session, row.name)
-            return store.ca_info(row, store.ca_names(session))
+        return self._issuer(name)[0]
+
+    def _issuer(self, name: str) -> tuple[CAInfo, tuple[bytes, ...]]:
+        """The CA that issues for ``name`` and its DER chain (itself first, root last), from one snapshot.
+
+        A pure read: on SQLite it takes no write lock, so issuing requests do not queue for it.
+        Raises UnknownCA or CAInactive.
+        """
+        if self._snapshots is not None:
+            try:
+                with self._snapshots.connect() as connection, connection.begin():
+                    return store.issuing_ca(connection, name)
+            except OperationalError as e:
+                raise DatabaseUnavailable("the database did not answer") from e
+        with read_transaction(self.sessions) as session:
+            return store.issuing_ca(session.connection(), name)
 
     def _ca_name(self, session: Session, ca_id: int) -> str:
         name = self._names.get(ca_id)
@@ -1441,15 +1538,7 @@ class CAService:
 
     @staticmethod
     def _mark_dirty(session: Session, ca_id: int, now: dt.datetime) -> None:
-        session.execute(
-            update(CertificateAuthorityRow)
-            .where(CertificateAuthorityRow.id == ca_id)
-            .values(
-                crl_dirty_since=func.coalesce(CertificateAuthorityRow.crl_dirty_since, now),
-                revocation_version=CertificateAuthorityRow.revocation_version + 1,
-            )
-            .execution_options(synchronize_session=False)
-        )
+        session.connection().execute(_MARK_DIRTY, {"ca_id": ca_id, "dirty_since": now})
 
     def _check_revocable(self, row: Any, hold: bool) -> None:
         if row.status in (RESERVED, FAILED):
@@ -1465,7 +1554,9 @@ class CAService:
             raise RootNotRevocable("a self-signed root is withdrawn from trust stores, not revoked",
                                    detail_zh="自签名根证书不能被吊销，应从信任库中移除")
 
-    def _renewable(self, reference: str | int, *, allow_revoked: bool) -> tuple[CertificateInfo, CAInfo, Profile]:
+    def _renewable(
+        self, reference: str | int, *, allow_revoked: bool
+    ) -> tuple[CertificateInfo, tuple[CAInfo, tuple[bytes, ...]], Profile]:
         with transaction(self.sessions) as session:
             row = store.certificate_row(session, reference)
             info = store.certificate_info(row, self._ca_name(session, row.ca_id))
@@ -1479,7 +1570,7 @@ class CAService:
         if profile.ca or info.key_mode in ("ca", "ocsp"):
             raise InvalidIssueRequest("CA and OCSP responder certificates are renewed by the CA itself",
                                       detail_zh="CA 与 OCSP 响应器证书由系统自行续期", rule="profile")
-        return info, self._active_ca(info.ca), profile
+        return info, self._issuer(info.ca), profile
 
     def _key_type(self, algorithm: str | None, profile: Profile, *, end_entity: bool = False) -> KeyType:
         if algorithm is None:
@@ -1545,32 +1636,60 @@ class CAService:
         owner: str | None,
         actor: str,
         renewal_of: int | None,
-    ) -> tuple[int, int]:
-        """Commit a ``reserved`` row with a fresh serial number; retry on a collision."""
+    ) -> tuple[int, int, dt.datetime]:
+        """Commit a ``reserved`` row with a fresh serial number (in a group with concurrent requests).
+
+        Returns the row's id, the serial number and the row's ``created_at``.  Raises SerialExhausted.
+        """
+        created_at = self.clock()
+        row_id, serial = self._reservations.submit({
+            "ca_id": issuer_id,
+            "status": RESERVED,
+            "profile": profile,
+            "subject": subject,
+            "key_mode": key_mode,
+            "owner": owner,
+            "key_id": key_id,
+            "not_before": not_before,
+            "not_after": not_after,
+            "requested_by": actor[:200],
+            "created_at": created_at,
+            "renewal_of": renewal_of,
+        })
+        return row_id, serial, created_at
+
+    def _reserve_group(self, group: list[dict[str, Any]]) -> list[tuple[int, int] | BaseException]:
+        """Insert the reserved rows of ``group`` with fresh serial numbers in one transaction.
+
+        A serial number already taken (under the same CA) fails the whole insert; the rows are then reserved
+        one at a time, each retrying with new numbers, so only a request that keeps colliding fails.
+        """
+        if len(group) == 1:
+            return [self._reserve_one(group[0])]
+        rows = [{**values, "serial": new_serial()} for values in group]
+        try:
+            with transaction(self.sessions) as session:
+                ids = session.connection().execute(_RESERVE_MANY, rows).scalars().all()
+        except IntegrityError:
+            log.warning("serial number collision in a group of reservations; reserving one at a time")
+            results: list[tuple[int, int] | BaseException] = []
+            for values in group:
+                try:
+                    results.append(self._reserve_one(values))
+                except SerialExhausted as e:
+                    results.append(e)
+            return results
+        return [(int(row_id), row["serial"]) for row_id, row in zip(ids, rows, strict=True)]
+
+    def _reserve_one(self, values: dict[str, Any]) -> tuple[int, int]:
         for _ in range(SERIAL_ATTEMPTS):
             serial = new_serial()
             try:
                 with transaction(self.sessions) as session:
-                    row = CertificateRow(
-                        ca_id=issuer_id,
-                        serial=serial,
-                        status=RESERVED,
-                        profile=profile,
-                        subject=subject,
-                        key_mode=key_mode,
-                        owner=owner,
-                        key_id=key_id,
-                        not_before=not_before,
-                        not_after=not_after,
-                        requested_by=actor[:200],
-                        created_at=self.clock(),
-                        renewal_of=renewal_of,
-                    )
-                    session.add(row)
-                    session.flush()
-                    return row.id, serial
+                    row_id = session.connection().execute(_RESERVE, {**values, "serial": serial}).scalar_one()
+                    return int(row_id), serial
             except IntegrityError:
-                log.warning("serial number collision; retrying", extra={"ca_id": issuer_id})
+                log.warning("serial number collision; retrying", extra={"ca_id": values["ca_id"]})
         raise SerialExhausted("could not reserve a free serial number")
 
     def _discard_pending_ca(self, ca_id: int) -> None:
@@ -1630,7 +1749,7 @@ class CAService:
         ``on_commit`` runs in that last transaction; a mapping it returns is merged into the audit details.
         """
         subject_text = build_name(subject_values).rfc4514_string()
-        row_id, serial = self._reserve(
+        row_id, serial, created_at = self._reserve(
             issuer_id=issuer_id,
             profile=profile.name,
             subject=subject_text,
@@ -1661,33 +1780,56 @@ class CAService:
             self._mark_failed(row_id)
             raise
         der = certificate.public_bytes(serialization.Encoding.DER)
-        with transaction(self.sessions) as session:
-            row = session.get(CertificateRow, row_id)
-            assert row is not None
-            row.der = der
-            row.fingerprint_sha256 = fingerprint(der)
-            row.status = ISSUED
-            session.flush()
-            extra = on_commit(session, row, certificate) if on_commit is not None else None
-            self.audit.append(
-                session,
-                actor=actor,
-                action=action,
-                target=f"certificate:{issuer_name}/{format_serial(serial)}",
-                details={
-                    "id": row_id,
-                    "profile": profile.name,
-                    "subject": subject_text,
-                    "key_mode": key_mode,
-                    "owner": owner,
-                    "not_after": isoformat_utc(not_after),
-                    "fingerprint_sha256": row.fingerprint_sha256,
-                    "renewal_of": renewal_of,
-                    **(extra or {}),
-                },
+        digest = fingerprint(der)
+        details: dict[str, Any] = {
+            "id": row_id,
+            "profile": profile.name,
+            "subject": subject_text,
+            "key_mode": key_mode,
+            "owner": owner,
+            "not_after": isoformat_utc(not_after),
+            "fingerprint_sha256": digest,
+            "renewal_of": renewal_of,
+        }
+        target = f"certificate:{issuer_name}/{format_serial(serial)}"
+        if on_commit is None:
+            # The common case: committed in a group with the certificates other requests signed meanwhile
+            # (one transaction, one audit head read, one fsync), before this call returns.
+            info = CertificateInfo(
+                id=row_id, ca=issuer_name, ca_id=issuer_id, serial=serial, status=ISSUED, profile=profile.name,
+                subject=subject_text, key_mode=key_mode, owner=owner, key_id=key_id, not_before=not_before,
+                not_after=not_after, der=der, fingerprint_sha256=digest, requested_by=actor[:200],
+                created_at=created_at, revoked_at=None, revocation_reason=None, invalidity_date=None,
+                renewal_of=renewal_of,
             )
+            event = AuditEvent(actor=actor, action=action, target=target, details=details)
+            return self._issued.submit(_Signed(info, event))
+        table = _CERTIFICATES
+        with transaction(self.sessions) as session:
+            # One UPDATE ... RETURNING instead of loading the row and flushing it.
+            row = session.execute(
+                update(table)
+                .where(table.c.id == row_id)
+                .values(der=der, fingerprint_sha256=digest, status=ISSUED)
+                .returning(*table.c)
+            ).one()
+            extra = on_commit(session, row, certificate)
+            self.audit.append(session, actor=actor, action=action, target=target, details={**details, **(extra or {})})
             info = store.certificate_info(row, issuer_name)
         return info
+
+    def _commit_signed(self, group: list[_Signed]) -> list[CertificateInfo]:
+        """Store the signed certificates of ``group`` (their rows are reserved) with their audit records, in one
+        transaction."""
+        rows = [{"row_id": s.info.id, "row_der": s.info.der, "row_fingerprint": s.info.fingerprint_sha256}
+                for s in group]
+        with transaction(self.sessions) as session:
+            # One row: a plain execute (an executemany of one costs more).
+            result = session.connection().execute(_STORE_SIGNED, rows[0] if len(rows) == 1 else rows)
+            if result.rowcount != len(group):
+                raise CAError("a reserved certificate row is missing")
+            self.audit.append_many(session, [s.event for s in group])
+        return [s.info for s in group]
 
     def _issue_responder(self, ca: CAInfo, *, actor: str, new_key: bool = False) -> CAInfo:
         """Issue (or renew) the CA's delegated OCSP responder certificate and record it on the CA.
@@ -1706,7 +1848,7 @@ class CAService:
         )
         not_before, not_after = self._validity(profile, ca.not_after, None)
 
-        def record(session: Session, row: CertificateRow, certificate: x509.Certificate) -> None:
+        def record(session: Session, row: Any, certificate: x509.Certificate) -> None:
             session.execute(
                 update(CertificateAuthorityRow)
                 .where(CertificateAuthorityRow.id == ca.id)
@@ -1742,11 +1884,10 @@ class CAService:
     def _result(
         self,
         certificate: CertificateInfo,
-        ca_name: str,
+        chain: tuple[bytes, ...],
         private_key: Any = None,
         password: str | None = None,
     ) -> IssueResult:
-        chain = tuple(ca.certificate_der for ca in self.chain(ca_name))
         pkcs12 = None
         if private_key is not None:
             assert certificate.certificate is not None and password is not None
@@ -1785,18 +1926,23 @@ def normalise_reason(reason: str) -> str:
     Raises:
         RevocationInvalid: unknown reason, or removeFromCRL (delta CRLs only).
     """
-    text = (reason or "unspecified").strip()
-    by_lower = {r.lower(): r for r in REVOCATION_REASONS}
-    by_snake = {re.sub(r"(?<!^)(?=[A-Z])", "_", r).lower(): r for r in REVOCATION_REASONS}
-    by_snake["ca_compromise"] = "cACompromise"
-    by_snake["aa_compromise"] = "aACompromise"
-    found = by_lower.get(text.lower()) or by_snake.get(text.lower())
+    text = (reason or "unspecified").strip().lower()
+    found = _REASONS.get(text)
     if found is None:
         raise RevocationInvalid(
             f"unknown revocation reason {reason!r}; use one of {', '.join(REVOCATION_REASONS)}",
             detail_zh=f"未知吊销原因 {reason!r}", reasons=list(REVOCATION_REASONS),
         )
     return found
+
+
+# Reason names by lower-case spelling, RFC 5280 (keycompromise) and snake case (key_compromise).
+_REASONS: dict[str, str] = {
+    **{re.sub(r"(?<!^)(?=[A-Z])", "_", r).lower(): r for r in REVOCATION_REASONS},
+    "ca_compromise": "cACompromise",
+    "aa_compromise": "aACompromise",
+    **{r.lower(): r for r in REVOCATION_REASONS},
+}
 
 
 def _speaks_for_the_ca(profile: Profile) -> bool:
