@@ -80,13 +80,18 @@ def cell(value: Any) -> str:
 
 def render(latest: dict[str, Any]) -> str:
     machine = latest["machine"]
+    if latest.get("stored"):
+        runs = ", ".join(f"{r['scenario']} {r['taken_at']} (load {r['machine']['load_average_at_start'][0]})"
+                         for r in latest["scenarios"])
+        when = f"Last stored run of each scenario, not one run of all: {runs}"
+    else:
+        when = (f"Run of {latest['taken_at']} ({'quick' if latest['quick'] else 'full'} run, "
+                f"{latest['wall_seconds']:.0f} s; load average at start {machine['load_average_at_start']})")
     lines = [
         BEGIN,
         "",
-        f"Run of {latest['taken_at']} ({'quick' if latest['quick'] else 'full'} run, "
-        f"{latest['wall_seconds']:.0f} s): {machine['cores']} cores, {machine['cpu'] or 'unknown CPU'}, "
-        f"{machine['memory_mib']:,} MiB, Linux {machine['kernel']}, Python {machine['python']}; "
-        f"load average at start {machine['load_average_at_start']}.",
+        f"{when}. Machine: {machine['cores']} cores, {machine['cpu'] or 'unknown CPU'}, "
+        f"{machine['memory_mib']:,} MiB, Linux {machine['kernel']}, Python {machine['python']}.",
         "",
         "| scenario | measure | Hengxin | unit | peer (same run) | peer figure | ratio | target | met | wrk CPU % |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -159,6 +164,7 @@ def main() -> int:
         "machine": machine,
         "scenarios": scenarios,
         "failures": failures,
+        "stored": args.render_only,
     }
     harness.RESULTS.mkdir(parents=True, exist_ok=True)
     (harness.RESULTS / "latest.json").write_text(json.dumps(latest, indent=2, ensure_ascii=False) + "\n")
