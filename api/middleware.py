@@ -261,7 +261,9 @@ class TimeoutMiddleware:
             await send(message)
 
         try:
-            await asyncio.wait_for(self.app(scope, receive, tracking_send), timeout=self.seconds)
+            # A timeout context, not wait_for: no extra task per request.
+            async with asyncio.timeout(self.seconds):
+                await self.app(scope, receive, tracking_send)
         except TimeoutError:
             log.warning(
                 "request timed out",

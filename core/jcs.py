@@ -11,7 +11,7 @@ refused rather than risk a formatting difference (store them as strings).
 
 from __future__ import annotations
 
-import json
+from json.encoder import encode_basestring
 from typing import Any
 
 _MAX_SAFE_INTEGER = 2**53 - 1
@@ -50,8 +50,10 @@ def _encode(value: Any, out: list[str]) -> None:
     elif isinstance(value, str):
         # Python's escaping matches ECMAScript's for ensure_ascii=False: the
         # short escapes for \b \f \n \r \t \" \\ and \u00xx (lower case) for
-        # other control characters; everything else is emitted as is.
-        out.append(json.dumps(value, ensure_ascii=False))
+        # other control characters; everything else is emitted as is.  This is
+        # the function json.dumps(value, ensure_ascii=False) calls, without its
+        # encoder set-up per string (a third of the cost of an audit record).
+        out.append(encode_basestring(value))
     elif isinstance(value, list | tuple):
         out.append("[")
         for index, item in enumerate(value):
@@ -64,10 +66,12 @@ def _encode(value: Any, out: list[str]) -> None:
             if not isinstance(key, str):
                 raise TypeError(f"object keys must be strings, not {type(key).__name__}")
         out.append("{")
-        for index, key in enumerate(sorted(value, key=_utf16_key)):
+        # For ASCII keys UTF-16 code-unit order is plain string order.
+        keys = sorted(value) if all(key.isascii() for key in value) else sorted(value, key=_utf16_key)
+        for index, key in enumerate(keys):
             if index:
                 out.append(",")
-            out.append(json.dumps(key, ensure_ascii=False))
+            out.append(encode_basestring(key))
             out.append(":")
             _encode(value[key], out)
         out.append("}")

@@ -47,7 +47,9 @@ def test_there_is_a_script_per_scenario_of_the_issue() -> None:
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
 def test_quick_run_measures_hengxin_and_its_peer(script: Path) -> None:
-    before = set(_processes_under("hengxin-bench-"))
+    # Each script's workspace is /tmp/hengxin-bench-<scenario>-*: look only for its own processes.
+    marker = f"hengxin-bench-{script.stem.removeprefix('bench_')}-"
+    before = set(_processes_under(marker))
     completed = subprocess.run([sys.executable, str(script), "--quick", "--no-save"], cwd=ROOT, capture_output=True,
                                text=True, timeout=220)
     assert completed.returncode == 0, completed.stderr[-3000:] + completed.stdout[-2000:]
@@ -62,5 +64,5 @@ def test_quick_run_measures_hengxin_and_its_peer(script: Path) -> None:
         if row["peer"] and peer_value is not None:
             assert isinstance(peer_value, int | float) and peer_value > 0, row
     assert any(row["peer"] and row["peer_value"] for row in rows) or script.stem == "bench_memory"
-    left = set(_processes_under("hengxin-bench-")) - before
+    left = set(_processes_under(marker)) - before
     assert not left, f"the benchmark left processes running: {left}"
