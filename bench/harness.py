@@ -284,7 +284,11 @@ class Hengxin:
         with log.open("ab") as out:
             self.process = subprocess.Popen([HENGXIN, "--config", str(self.config), "serve"], env=self.env,
                                             stdout=out, stderr=subprocess.STDOUT)
-        wait_http(f"{self.url}/healthz", self.process, log=log)
+        try:
+            wait_http(f"{self.url}/healthz", self.process, log=log)
+        except BaseException:
+            self.stop()  # a server that never answered is still a server: do not leave it behind
+            raise
 
     def stop(self) -> None:
         stop_process(self.process)
