@@ -27,7 +27,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.x509.ocsp import OCSPResponseStatus
-from sqlalchemy import Engine, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -44,7 +44,7 @@ from ca.ocsp import (
 from core.clock import Clock
 from core.errors import DatabaseUnavailable, HengxinError
 from core.keys.base import KeyStore
-from core.store import READ_ONLY, read_transaction
+from core.store import read_only_engine, read_transaction
 
 log = logging.getLogger("hengxin.ca.ocsp")
 
@@ -105,22 +105,6 @@ _ERROR_NAMES = {
 }
 
 
-def _read_only(sessions: sessionmaker[Session]) -> Engine | None:
-    """The sessions' engine set to open read-only snapshot transactions, as ``read_transaction`` does.
-
-    The status lookup runs on a plain connection of it: a Session per request cost more than the query
-    itself.  ``None`` when the sessions are not bound to one engine (the lookup then uses
-    ``read_transaction``).
-    """
-    engine = sessions.kw.get("bind")
-    if not isinstance(engine, Engine):
-        return None
-    options: dict[str, Any] = {READ_ONLY: True}
-    if engine.dialect.name == "postgresql":
-        options["postgresql_readonly"] = True
-    return engine.execution_options(**options)
-
-
 def _error(status: OCSPResponseStatus) -> OCSPAnswer:
     return OCSPAnswer(build_ocsp_error(status), _ERROR_NAMES[status])
 
@@ -150,7 +134,7 @@ class OCSPResponder:
         self._last_load = 0.0
         self._lock = threading.Lock()
         self._cache: collections.OrderedDict[tuple[int, int], dict[bytes, _Cached]] = collections.OrderedDict()
-        self._status_reader = _read_only(sessions)
+        self._status_reader = read_only_engine(sessions)
 
     # -- issuers --------------------------------------------------------------------------------------
 

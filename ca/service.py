@@ -102,7 +102,7 @@ from core.clock import Clock, isoformat_utc
 from core.errors import DatabaseUnavailable, HengxinError
 from core.jobs import claim_run, lease_holder
 from core.keys.base import KeyStore
-from core.store import read_transaction, transaction
+from core.store import read_only_engine, read_transaction, transaction
 
 if TYPE_CHECKING:
     from core.config import Settings
@@ -361,7 +361,7 @@ class CAService:
             sessions, keystore, clock, validity=options.ocsp_validity, cache_entries=options.ocsp_cache_entries
         )
         self._names: dict[int, str] = {}
-        self._snapshots = store.snapshot_engine(sessions)
+        self._snapshots = read_only_engine(sessions)
         # Concurrent issuance shares transactions (and their fsyncs): reservations in one group, the signed
         # certificates with their audit records in another.  Each caller still returns only after its own
         # rows committed.

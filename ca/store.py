@@ -20,14 +20,13 @@ from functools import cached_property
 from typing import Any, Generic, TypeVar, cast
 
 from cryptography import x509
-from sqlalchemy import Connection, Engine, Table, bindparam, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, Table, bindparam, select
+from sqlalchemy.orm import Session
 
 from ca._common import certificate_pem
 from ca.models import CA_ACTIVE, CA_PENDING, CertificateAuthorityRow, CertificateRow
 from ca.profiles import SUBJECT_ATTRIBUTES, SubjectAltNames
 from ca.service_errors import AmbiguousSerial, CAInactive, CertificateNotFound, UnknownCA
-from core.store import READ_ONLY
 
 _CERTIFICATES = cast(Table, CertificateRow.__table__)
 # Built once (see the statements in ca/service.py).
@@ -255,21 +254,6 @@ def active_ca_row(session: Session, name: str) -> CertificateAuthorityRow:
         raise CAInactive(f"certificate authority {name!r} is {row.status}", detail_zh=f"证书认证机构 {name!r} 不可用",
                          ca=name)
     return row
-
-
-def snapshot_engine(sessions: sessionmaker[Session]) -> Engine | None:
-    """The sessions' engine set to open read-only snapshot transactions, as ``read_transaction`` does.
-
-    For lookups on the issuance path: a plain connection of it costs half of what a Session does.  ``None``
-    when the sessions are not bound to one engine (then use ``read_transaction``).
-    """
-    engine = sessions.kw.get("bind")
-    if not isinstance(engine, Engine):
-        return None
-    options: dict[str, Any] = {READ_ONLY: True}
-    if engine.dialect.name == "postgresql":
-        options["postgresql_readonly"] = True
-    return engine.execution_options(**options)
 
 
 def issuing_ca(connection: Connection, name: str) -> tuple[CAInfo, tuple[bytes, ...]]:

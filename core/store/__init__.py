@@ -156,10 +156,7 @@ def read_transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
     session = sessions()
     try:
         with session.begin():
-            options: dict[str, Any] = {READ_ONLY: True}
-            if session.get_bind().dialect.name == "postgresql":
-                options["postgresql_readonly"] = True
-            session.connection(execution_options=options)
+            session.connection(execution_options=_read_only_options(session.get_bind().dialect.name))
             yield session
     except OperationalError as e:
         raise DatabaseUnavailable("the database did not answer") from e
@@ -226,3 +223,22 @@ def _alembic_config(engine: Engine, locations: Sequence[Path]) -> Any:
     config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=True))
     config.attributes["engine"] = engine
     return config
+
+
+def _read_only_options(dialect: str) -> dict[str, Any]:
+    options: dict[str, Any] = {READ_ONLY: True}
+    if dialect == "postgresql":
+        options["postgresql_readonly"] = True
+    return options
+
+
+def read_only_engine(sessions: sessionmaker[Session]) -> Engine | None:
+    """The sessions' engine set to open read-only snapshot transactions, as ``read_transaction`` does.
+
+    For the hottest lookups (OCSP status, the issuing CA): a plain connection of it costs about half of what a
+    Session does.  ``None`` when the sessions are not bound to one engine (then use ``read_transaction``).
+    """
+    engine = sessions.kw.get("bind")
+    if not isinstance(engine, Engine):
+        return None
+    return engine.execution_options(**_read_only_options(engine.dialect.name))
