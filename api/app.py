@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from api.errors import install_error_handlers
 from api.middleware import (
     BodyLimitMiddleware,
+    ProtocolDispatch,
     RateLimitMiddleware,
     RequestContextMiddleware,
     TimeoutMiddleware,
@@ -69,7 +70,10 @@ def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
     app.state.routers = routers
 
     language = settings.i18n.default_language
-    # Outermost first at runtime: context (request id) -> timeout -> rate limit -> body limit -> app.
+    # Outermost first at runtime: context (request id) -> timeout -> rate limit -> body limit
+    # -> protocol dispatch (OCSP, TSA as plain ASGI handlers) -> app.  add_middleware puts each outside the last.
+    tables = [module.protocol_endpoints() for module in components() if hasattr(module, "protocol_endpoints")]
+    app.add_middleware(ProtocolDispatch, tables=tables)
     app.add_middleware(
         BodyLimitMiddleware,
         limit=settings.server.max_body_bytes,

@@ -1,4 +1,5 @@
-"""ASGI middleware: request ids and access log, body size limits, rate limits, request timeouts.
+"""ASGI middleware: request ids and access log, body size limits, rate limits, request timeouts, and the
+protocol dispatcher.
 
 Written as plain ASGI callables rather than Starlette's BaseHTTPMiddleware,
 which buffers and costs a task per request.  Each limit answers with a
@@ -14,7 +15,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
 from api.errors import BodyTooLarge, RateLimited, RequestTimeout, choose_language, problem_response
@@ -27,6 +28,9 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+# A protocol endpoint answers a request from the ASGI scope and returns True, or returns False having read
+# and sent nothing, leaving the request to the routes.
+ProtocolHandler = Callable[[Scope, Receive, Send], Awaitable[bool]]
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -276,3 +280,43 @@ class TimeoutMiddleware:
                     RequestTimeout(f"the request did not finish within {self.seconds:g} s"),
                     self.default_language,
                 )
+
+
+class ProtocolDispatch:
+    """Hand the protocol hot paths (OCSP, RFC 3161) to plain ASGI handlers ahead of FastAPI's router.
+
+    Innermost of the middleware, so request ids, the access log, timeouts, rate and body limits apply to
+    these requests as to every other.  ``tables`` map ``(method, path)`` to a handler; a path ending in
+    ``/`` matches every path below it.  The tables are copied when the middleware stack is built (at the
+    application's first request or start-up).  A handler that declines (returns False) has read nothing,
+    and the request goes on to the routes, which answer it with their problem documents.
+    """
+
+    def __init__(self, app: ASGIApp, tables: Iterable[Mapping[tuple[str, str], ProtocolHandler]]) -> None:
+        self.app = app
+        self.exact: dict[tuple[str, str], ProtocolHandler] = {}
+        self.prefixes: list[tuple[str, str, ProtocolHandler]] = []
+        for table in tables:
+            for (method, path), handler in table.items():
+                key = (method.upper(), path)
+                if key in self.exact or any((m, p) == key for m, p, _ in self.prefixes):
+                    raise ValueError(f"two protocol handlers for {key[0]} {path}")
+                if path.endswith("/"):
+                    self.prefixes.append((key[0], path, handler))
+                else:
+                    self.exact[key] = handler
+
+    def handler_for(self, method: str, path: str) -> ProtocolHandler | None:
+        handler = self.exact.get((method, path))
+        if handler is None:
+            for prefix_method, prefix, candidate in self.prefixes:
+                if method == prefix_method and path.startswith(prefix):
+                    return candidate
+        return handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            handler = self.handler_for(scope["method"], scope["path"])
+            if handler is not None and await handler(scope, receive, send):
+                return
+        await self.app(scope, receive, send)

@@ -65,6 +65,15 @@ class Platform:
         """A snapshot for lookups that write nothing (no write lock on SQLite; READ ONLY on PostgreSQL)."""
         return read_transaction(self.sessions)
 
+    @property
+    def local_reads(self) -> bool:
+        """Whether a snapshot read is cheaper done on the event loop than handed to a worker thread.
+
+        With SQLite a lookup is a lock-free WAL snapshot read of a local file, tens of microseconds: less than
+        the thread hand-off.  A PostgreSQL query waits on the network, so it runs in a worker thread.
+        """
+        return bool(self.engine.dialect.name == "sqlite")
+
     def require_audit(self) -> AuditLog:
         if self.audit is None:
             raise ConfigurationError("the platform is not initialised: run `hengxin init`")

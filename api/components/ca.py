@@ -104,6 +104,13 @@ def router() -> APIRouter:
     return APIRouter(routes=[*ca_router.routes, *protocol_router.routes])
 
 
+def protocol_endpoints() -> dict[tuple[str, str], Any]:
+    """``POST /ocsp`` and ``GET /ocsp/...`` as plain ASGI handlers, for the application's protocol dispatcher."""
+    from api.routes.protocol_ca import PROTOCOL_ENDPOINTS
+
+    return PROTOCOL_ENDPOINTS
+
+
 def __getattr__(name: str) -> Any:
     # The CLI group is imported lazily: api.cli imports this module while it is itself being imported.
     if name == "cli":

@@ -53,7 +53,7 @@ def _answers_inline(platform: Platform) -> bool:
     in memory, both in tens of microseconds: less than the thread hand-off.  A PostgreSQL query or an HSM
     or Vault signature waits on the network, so those run in a worker thread and the loop stays free.
     """
-    return platform.engine.dialect.name == "sqlite" and platform.settings.keys.backend == "file"
+    return platform.local_reads and platform.settings.keys.backend == "file"
 
 
 async def _answer(platform: Platform, service: CAService, der: bytes) -> OCSPAnswer:

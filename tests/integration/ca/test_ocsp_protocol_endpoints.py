@@ -1,15 +1,13 @@
 """``ocsp_post_asgi`` and ``ocsp_get_asgi``: OCSP answered as plain ASGI handlers ahead of FastAPI's router.
 
 They must answer exactly as the routes do (same status, headers and, for pre-signed answers, the same bytes
-from the shared cache), including malformed requests, conditional GETs and revocations seen at once.  An
-application without a protocol dispatcher of its own gets a minimal one in the innermost middleware
-position, where the application's sits.
+from the shared cache), including malformed requests, conditional GETs and revocations seen at once.  The
+application's protocol dispatcher (:class:`api.middleware.ProtocolDispatch`) hands the requests to them.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
@@ -20,14 +18,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 from cryptography.x509.ocsp import OCSPCertStatus, OCSPResponseStatus, load_der_ocsp_response
 from fastapi.testclient import TestClient
-from starlette.middleware import Middleware
 
-from api.app import create_app
 from api.platform import Platform, initialise, open_platform
 from api.routes.protocol_ca import PROTOCOL_ENDPOINTS, ocsp_get_asgi, ocsp_post_asgi
 from ca.service import CAService, IssueRequest
 from tests.helpers import make_settings
 from tests.integration.ca.conftest import make_csr
+from tests.integration.protocol_dispatch import client_with
 
 OCSP_REQUEST = {"Content-Type": "application/ocsp-request"}
 
@@ -45,41 +42,6 @@ def counted(handler: Any) -> Any:
     return counting
 
 
-class Dispatch:
-    """The protocol dispatcher reduced to what these tests need, for an application without its own."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.endpoints = dict(PROTOCOL_ENDPOINTS)  # taken when the middleware stack is built, as the real one
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            for (method, path), handler in self.endpoints.items():
-                matches = scope["path"].startswith(path) if path.endswith("/") else scope["path"] == path
-                if scope["method"] == method and matches and await handler(scope, receive, send):
-                    return
-        await self.app(scope, receive, send)
-
-
-@contextlib.contextmanager
-def client_with(platform: Platform, endpoints: dict[tuple[str, str], Any]) -> Iterator[TestClient]:
-    """A client of an application dispatching ``endpoints`` (none: every request reaches the routes)."""
-    saved = dict(PROTOCOL_ENDPOINTS)
-    PROTOCOL_ENDPOINTS.clear()
-    PROTOCOL_ENDPOINTS.update(endpoints)
-    try:
-        app = create_app(platform.settings, platform)
-        if not any(getattr(m.cls, "__name__", "") == "ProtocolDispatch" for m in app.user_middleware):
-            app.user_middleware.append(Middleware(Dispatch))  # innermost, where the application's own sits
-        with TestClient(app) as client:  # the middleware stack, and the dispatcher's table, are built here
-            PROTOCOL_ENDPOINTS.clear()
-            PROTOCOL_ENDPOINTS.update(saved)
-            yield client
-    finally:
-        PROTOCOL_ENDPOINTS.clear()
-        PROTOCOL_ENDPOINTS.update(saved)
-
-
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     settings = make_settings(tmp_path_factory.mktemp("ocsp-asgi") / "var")
@@ -93,7 +55,10 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
 def clients(platform: Platform) -> Iterator[tuple[TestClient, TestClient]]:
     """(handlers dispatched, routes only), on one platform and so one OCSP cache."""
     handlers = {key: counted(handler) for key, handler in PROTOCOL_ENDPOINTS.items()}
-    with client_with(platform, handlers) as fast, client_with(platform, {}) as routed:
+    with (
+        client_with(platform, PROTOCOL_ENDPOINTS, handlers) as fast,
+        client_with(platform, PROTOCOL_ENDPOINTS, {}) as routed,
+    ):
         yield fast, routed
 
 

@@ -1,24 +1,21 @@
 """``tsa_asgi``, the plain ASGI ``POST /tsa`` the application dispatches to ahead of FastAPI's router.
 
 It must answer exactly as the route does where it answers, and leave everything else (wrong content type,
-no declared length, authentication) to the route, having read and sent nothing.  An application without a
-protocol dispatcher of its own gets a minimal one in the innermost middleware position, where the
-application's sits.
+no declared length, authentication) to the route, having read and sent nothing.  The application's protocol
+dispatcher (:class:`api.middleware.ProtocolDispatch`) hands the requests to it.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from starlette.middleware import Middleware
 
-from api.app import create_app
 from api.platform import Platform
 from api.routes.timestamp import PROTOCOL_ENDPOINTS, tsa_asgi
+from tests.integration.protocol_dispatch import client_with as dispatching
 from tests.integration.timestamp.tsa_platform import counts, tsa_platform
 from timestamp.asn1 import TimeStampResp
 from timestamp.request import build_request
@@ -33,37 +30,8 @@ async def counted_tsa(scope: Any, receive: Any, send: Any) -> bool:
     return answered
 
 
-class Dispatch:
-    """The protocol dispatcher reduced to what these tests need, for an application without its own."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.endpoints = dict(PROTOCOL_ENDPOINTS)  # taken when the middleware stack is built, as the real one
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        handler = self.endpoints.get((scope.get("method", ""), scope.get("path", "")))
-        if scope["type"] == "http" and handler is not None and await handler(scope, receive, send):
-            return
-        await self.app(scope, receive, send)
-
-
-@contextlib.contextmanager
-def client_with(platform: Platform, endpoints: dict[tuple[str, str], Any]) -> Iterator[TestClient]:
-    """A client of an application dispatching ``endpoints`` (none: every request reaches the routes)."""
-    saved = dict(PROTOCOL_ENDPOINTS)
-    PROTOCOL_ENDPOINTS.clear()
-    PROTOCOL_ENDPOINTS.update(endpoints)
-    try:
-        app = create_app(platform.settings, platform)
-        if not any(getattr(m.cls, "__name__", "") == "ProtocolDispatch" for m in app.user_middleware):
-            app.user_middleware.append(Middleware(Dispatch))  # innermost, where the application's own sits
-        with TestClient(app, raise_server_exceptions=False) as client:  # the dispatcher's table is built here
-            PROTOCOL_ENDPOINTS.clear()
-            PROTOCOL_ENDPOINTS.update(saved)
-            yield client
-    finally:
-        PROTOCOL_ENDPOINTS.clear()
-        PROTOCOL_ENDPOINTS.update(saved)
+def client_with(platform: Platform, endpoints: dict[tuple[str, str], Any]) -> Any:
+    return dispatching(platform, PROTOCOL_ENDPOINTS, endpoints, raise_server_exceptions=False)
 
 
 @pytest.fixture(scope="module")
