@@ -26,6 +26,7 @@ import enum
 
 from fastapi import Depends, Request
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from api.errors import Forbidden, Unauthenticated
 from api.platform import Platform, hash_token
@@ -217,8 +218,14 @@ class PermissionCheck:
     def __init__(self, permission: Permission) -> None:
         self.permission = permission
 
-    def __call__(self, request: Request) -> Principal:
-        principal = authenticate(request)
+    async def __call__(self, request: Request) -> Principal:
+        # Async, so a check on SQLite (a snapshot read, and a JWT signature usually already verified) runs on
+        # the event loop instead of costing a thread hand-off per request; on PostgreSQL it still goes to a
+        # worker thread, so the loop never waits on the network.
+        if platform_of(request).local_reads:
+            principal = authenticate(request)
+        else:
+            principal = await run_in_threadpool(authenticate, request)
         if principal is None:
             raise Unauthenticated("this resource needs credentials", detail_zh="此资源需要身份认证")
         if not principal.has(self.permission):

@@ -109,7 +109,7 @@ async def tsa(request: Request) -> Response:
     platform = platform_of(request)
     actor = ANONYMOUS
     if platform.settings.tsa.require_authentication:
-        actor = (await asyncio.to_thread(_ISSUE_CHECK, request)).actor  # the token lookup reads the database
+        actor = (await _ISSUE_CHECK(request)).actor
     if _media_type(request) != TIMESTAMP_QUERY:
         raise UnsupportedMediaType(
             f"send the request as {TIMESTAMP_QUERY}",
