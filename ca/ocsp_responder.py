@@ -44,7 +44,7 @@ from ca.ocsp import (
 from core.clock import Clock
 from core.errors import DatabaseUnavailable, HengxinError
 from core.keys.base import KeyStore
-from core.store import read_only_engine, read_transaction
+from core.store import read_only_engine, read_transaction, sqlite_datetime, sqlite_reader
 
 log = logging.getLogger("hengxin.ca.ocsp")
 
@@ -55,6 +55,13 @@ State = tuple[str, dt.datetime | None, str | None] | None
 # statement; building the statement per request cost more than running it).
 _STATUS = select(CertificateRow.status, CertificateRow.revoked_at, CertificateRow.revocation_reason).where(
     CertificateRow.ca_id == bindparam("ca_id"), CertificateRow.serial == bindparam("serial")
+)
+# The same lookup as plain SQL, for an SQLite database read through core.store.SQLiteReader (serials are stored
+# as lower-case hex text: core.store.HexSerial).
+_C = CertificateRow.__table__.c
+_STATUS_SQL = (
+    f"SELECT {_C.status.name}, {_C.revoked_at.name}, {_C.revocation_reason.name} "  # noqa: S608 - names from the model
+    f"FROM {CertificateRow.__tablename__} WHERE {_C.ca_id.name} = ? AND {_C.serial.name} = ?"
 )
 
 
@@ -134,7 +141,11 @@ class OCSPResponder:
         self._last_load = 0.0
         self._lock = threading.Lock()
         self._cache: collections.OrderedDict[tuple[int, int], dict[bytes, _Cached]] = collections.OrderedDict()
-        self._status_reader = read_only_engine(sessions)
+        engine = read_only_engine(sessions)
+        self._status_reader = engine
+        # On SQLite the status is read on a connection of its own, without SQLAlchemy: a few microseconds
+        # instead of tens, and still the latest committed state (each lookup is its own read transaction).
+        self._sqlite = sqlite_reader(engine)
 
     # -- issuers --------------------------------------------------------------------------------------
 
@@ -220,6 +231,11 @@ class OCSPResponder:
             return None
         # A snapshot read: on SQLite it takes no lock, so answers never queue behind issuance or revocation.
         parameters = {"ca_id": ca_id, "serial": serial}
+        if self._sqlite is not None:
+            found = self._sqlite.one(_STATUS_SQL, (ca_id, format(serial, "x")))
+            if found is None or found[0] not in (ISSUED, REVOKED, HOLD):
+                return None
+            return (found[0], sqlite_datetime(found[1]), found[2])
         try:
             if self._status_reader is not None:
                 with self._status_reader.connect() as connection:
@@ -307,6 +323,10 @@ class OCSPResponder:
             entry = _Cached(answer, state, refresh_at, issuer.generation)
             self._cache_put(issuer.ca_id, cert_id.serial, cert_id.der, entry)
         return answer
+
+    def close(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.close()
 
     def stats(self) -> dict[str, Any]:
         with self._lock:

@@ -378,6 +378,10 @@ class CAService:
         """Load the OCSP responders (call once after construction; cheap when there is no CA yet)."""
         self.ocsp.load()
 
+    def close(self) -> None:
+        """Close the OCSP responder's own database connections (the platform calls this when it closes)."""
+        self.ocsp.close()
+
     # -- authorities ------------------------------------------------------------------------------------
 
     def list_cas(self) -> list[CAInfo]:

@@ -205,6 +205,33 @@ def test_refused_requests_write_nothing(ca_platform: CAPlatform) -> None:
     assert len(ca_platform.platform.keystore.list_keys()) == keys_before
 
 
+def test_the_sqlite_status_reader_gives_what_sqlalchemy_reads(sqlite_ca_platform: CAPlatform) -> None:
+    """OCSP reads status on SQLite through a plain connection of its own; it must read what SQLAlchemy reads."""
+    service = sqlite_ca_platform.ca
+    responder = service.ocsp
+    assert responder._sqlite is not None
+    issued = issue_tls(sqlite_ca_platform).certificate
+    held = issue_tls(sqlite_ca_platform).certificate
+    revoked = issue_tls(sqlite_ca_platform).certificate
+    service.revoke(held.id, actor="t", reason="certificateHold")
+    service.revoke(revoked.id, actor="t", reason="keyCompromise")
+    fast = responder._sqlite
+    states = []
+    for info in (issued, held, revoked):
+        responder._sqlite = fast
+        mine = responder._state(info.ca_id, info.serial)
+        responder._sqlite = None
+        theirs = responder._state(info.ca_id, info.serial)
+        states.append(mine)
+        assert mine == theirs
+    responder._sqlite = fast
+    assert [s[0] if s else None for s in states] == ["issued", "hold", "revoked"]
+    assert states[2][1] == service.get_certificate(revoked.id).revoked_at and states[2][2] == "keyCompromise"
+    assert states[2][1].tzinfo is not None
+    assert responder._state(issued.ca_id, issued.serial + 1) is None  # unknown serial
+    assert responder._state(issued.ca_id + 99, issued.serial) is None  # another CA
+
+
 def test_revocation_hold_release_and_their_conflicts(ca_platform: CAPlatform) -> None:
     service = ca_platform.ca
     issuing = service.get_ca("issuing")

@@ -70,3 +70,50 @@ def test_a_write_inside_a_read_transaction_is_refused_on_postgresql(postgres_url
             assert session.execute(text("SELECT count(*) FROM items")).scalar_one() == 1
     finally:
         engine.dispose()
+
+
+def test_the_sqlite_reader_sees_each_commit_at_once_and_refuses_writes(tmp_path: Path) -> None:
+    from core.errors import DatabaseUnavailable
+    from core.store import sqlite_reader
+
+    engine = build_engine(f"sqlite:///{tmp_path / 'reader.db'}")
+    factory = session_factory(engine)
+    with transaction(factory) as session:
+        session.execute(text("CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(20))"))
+    reader = sqlite_reader(engine)
+    assert reader is not None
+    try:
+        assert reader.one("SELECT name FROM items WHERE id = ?", (1,)) is None
+        with transaction(factory) as session:
+            session.execute(text("INSERT INTO items (id, name) VALUES (1, 'first')"))
+        assert reader.one("SELECT name FROM items WHERE id = ?", (1,)) == ("first",)  # no snapshot kept open
+        with transaction(factory) as session:
+            session.execute(text("UPDATE items SET name = 'renamed' WHERE id = 1"))
+        assert reader.one("SELECT name FROM items WHERE id = ?", (1,)) == ("renamed",)
+        with pytest.raises(DatabaseUnavailable):
+            reader.one("DELETE FROM items")
+        with pytest.raises(DatabaseUnavailable):
+            reader.one("SELECT nothing FROM nowhere")
+        # A reader on another thread gets its own connection and the same answers.
+        seen: list[object] = []
+        thread = threading.Thread(target=lambda: seen.append(reader.one("SELECT name FROM items WHERE id = 1")))
+        thread.start()
+        thread.join(10)
+        assert seen == [("renamed",)]
+    finally:
+        reader.close()
+        engine.dispose()
+    with pytest.raises(DatabaseUnavailable):
+        reader.one("SELECT 1")
+    with transaction(factory) as session:  # the rows are untouched by the refused write
+        assert session.execute(text("SELECT name FROM items")).scalars().all() == ["renamed"]
+
+
+def test_no_sqlite_reader_for_postgresql_or_memory() -> None:
+    from sqlalchemy import create_engine
+
+    from core.store import sqlite_reader
+
+    assert sqlite_reader(create_engine("sqlite:///:memory:")) is None
+    assert sqlite_reader(build_engine("postgresql+psycopg://u@127.0.0.1:1/x")) is None
+    assert sqlite_reader(None) is None
