@@ -44,10 +44,10 @@ from core.audit import AuditEvent, AuditLog
 from core.clock import Clock, utc_now
 from core.config import AuthSettings
 from core.errors import Category, HengxinError
-from core.store import Base, UTCDateTime, read_transaction, transaction
+from core.store import Base, UTCDateTime, read_transaction, sqlite_reader, transaction
 from directory import totp
 from directory.models import RoleAssignmentRow, RoleRow, UserRow
-from directory.service import DirectoryService
+from directory.service import ASSIGNMENTS, DirectoryService
 from directory.service_errors import DuplicateRole, InvalidCredentials
 from directory.tokens import (
     CLIENT_SECRET_PREFIX,
@@ -321,6 +321,16 @@ class AuthService:
         self.certificate_checker = certificate_checker
         self.clock = clock
         self.alerts = alerts
+        # Every authenticated request reads its session, account and roles.  On SQLite these reads go through a
+        # plain connection of their own (core.store.SQLiteReader), five times cheaper than a Session.
+        self._reader = sqlite_reader(sessions.kw.get("bind"))
+        self._live_query = self._reader.prepare(_LIVE_ACCESS) if self._reader is not None else None
+        self._assignments_query = self._reader.prepare(ASSIGNMENTS) if self._reader is not None else None
+
+    def close(self) -> None:
+        """Close the reader's own database connections (the platform calls this when it closes)."""
+        if self._reader is not None:
+            self._reader.close()
 
     # -- helpers -----------------------------------------------------------------------------------------
 
@@ -671,15 +681,24 @@ class AuthService:
         Raises :class:`directory.tokens.InvalidAccessToken`.
         """
         claims = self.keys.decode(token)
+        if self._reader is not None:
+            access, _ = self._live_access(None, claims)
+            return access
         with read_transaction(self.sessions) as session:
             access, _ = self._live_access(session, claims)
         return access
 
-    def _live_access(self, session: Session, claims: Mapping[str, Any]) -> tuple[AccessClaims, Any]:
+    def _live_access(self, session: Session | None, claims: Mapping[str, Any]) -> tuple[AccessClaims, Any]:
         """The access of verified ``claims`` whose session is alive and whose account is usable, with the
         session-and-account row; raises InvalidAccessToken.  One indexed query (every authenticated request
-        and every introspection runs it)."""
-        row = session.execute(_LIVE_ACCESS, {"sid": str(claims.get("sid", ""))}).first()
+        and every introspection runs it), in ``session`` or, with None, through the SQLite reader."""
+        parameters = {"sid": str(claims.get("sid", ""))}
+        if session is None:
+            assert self._reader is not None and self._live_query is not None
+            found = self._reader.rows(self._live_query, parameters)
+            row = found[0] if found else None
+        else:
+            row = session.execute(_LIVE_ACCESS, parameters).first()
         now = self.clock()
         reason = self._session_alive(row, now)
         if reason is None and row is not None and row.login != claims.get("sub"):
@@ -709,6 +728,13 @@ class AuthService:
         exception's message).
         """
         claims = self.keys.decode(token)
+        if self._reader is not None:
+            assert self._assignments_query is not None
+            with self._reader.snapshot():
+                access, row = self._live_access(None, claims)
+                rows = self._reader.rows(self._assignments_query, {"user_id": row.user_id})
+            assignments = DirectoryService.assignments_from(rows, row.login)
+            return AuthorizedAccess(access, row.user_kind, tuple(assignments))
         with read_transaction(self.sessions) as session:
             access, row = self._live_access(session, claims)
             assignments = DirectoryService.assignments_of(session, row.user_id, row.login)

@@ -131,7 +131,8 @@ _DEPARTMENT_TABLE = DepartmentRow.__table__
 
 # A user's role assignments with their permissions, one row per permission: built once, on the tables, because
 # every authenticated request runs it (statement construction and ORM loading would cost more than the query).
-_ASSIGNMENTS = (
+# Every authenticated request reads these (api/auth.py through directory.auth.AuthService).
+ASSIGNMENTS = (
     select(
         _ASSIGNMENT_TABLE.c.id,
         _ROLE_TABLE.c.name,
@@ -1772,12 +1773,15 @@ class DirectoryService:
         Ordered by role name, then by grant; permissions sorted.  The authorisation layer calls this on every
         request.
         """
+        return DirectoryService.assignments_from(session.execute(ASSIGNMENTS, {"user_id": user_id}), login)
+
+    @staticmethod
+    def assignments_from(rows: Iterable[Any], login: str) -> list[RoleAssignment]:
+        """The role assignments of ``login`` from the rows of :data:`ASSIGNMENTS`, however they were read."""
         assignments: list[RoleAssignment] = []
         current: int | None = None
         permissions: list[str] = []
-        for assignment_id, role, department, granted_at, granted_by, permission in session.execute(
-            _ASSIGNMENTS, {"user_id": user_id}
-        ):
+        for assignment_id, role, department, granted_at, granted_by, permission in rows:
             if assignment_id != current:
                 if assignments:
                     assignments[-1] = dataclasses.replace(assignments[-1], permissions=tuple(permissions))

@@ -10,17 +10,18 @@ composition root (``api/``) passes the list of folders to :func:`migrate`.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, String, create_engine, event, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import DateTime, Engine, Select, String, create_engine, event, text
+from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -234,6 +235,21 @@ def _read_only_options(dialect: str) -> dict[str, Any]:
     return options
 
 
+class Prepared:
+    """A Core SELECT compiled for SQLite once, with the bind and result conversions of its columns' types."""
+
+    def __init__(self, statement: Select[Any], dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql = str(compiled)
+        self.binds = [
+            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in (compiled.positiontup or ())
+        ]
+        columns = list(statement.selected_columns)
+        self.results = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
+        self.row = collections.namedtuple("Row", list(statement.selected_columns.keys()))  # type: ignore[misc]
+
+
 class SQLiteReader:
     """Autocommit connections of its own to an SQLite database, one per thread, for the hottest lookups.
 
@@ -243,8 +259,9 @@ class SQLiteReader:
     ``?`` parameters: callers convert values themselves (see :class:`HexSerial`, :class:`UTCDateTime`).
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, dialect: Dialect) -> None:
         self.path = path
+        self._dialect = dialect
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
@@ -261,6 +278,39 @@ class SQLiteReader:
                 self._connections.append(connection)
             self._local.connection = connection
         return connection
+
+    def prepare(self, statement: Select[Any]) -> Prepared:
+        """``statement`` compiled once for SQLite, to run with :meth:`rows`."""
+        return Prepared(statement, self._dialect)
+
+    def rows(self, prepared: Prepared, parameters: Mapping[str, Any]) -> list[Any]:
+        """The rows of a prepared statement, converted by the columns' own types as SQLAlchemy converts them.
+
+        Rows are named tuples (``row.login``).  Raises :class:`DatabaseUnavailable` when SQLite fails.
+        """
+        values = [
+            process(parameters[name]) if process is not None else parameters[name]
+            for name, process in prepared.binds
+        ]
+        try:
+            raw = self._connection().execute(prepared.sql, values).fetchall()
+        except sqlite3.Error as e:
+            raise DatabaseUnavailable("the database did not answer") from e
+        make, processors = prepared.row, prepared.results
+        return [make(*(p(v) if p is not None else v for p, v in zip(processors, row, strict=True))) for row in raw]
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Statements inside read one consistent snapshot (a deferred read transaction, as ``read_transaction``)."""
+        connection = self._connection()
+        try:
+            connection.execute("BEGIN DEFERRED")
+        except sqlite3.Error as e:
+            raise DatabaseUnavailable("the database did not answer") from e
+        try:
+            yield
+        finally:
+            connection.execute("ROLLBACK")
 
     def one(self, sql: str, parameters: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         """The first row of ``sql``, or None.  Raises :class:`DatabaseUnavailable` when SQLite fails."""
@@ -285,7 +335,7 @@ def sqlite_reader(engine: Engine | None) -> SQLiteReader | None:
     database = engine.url.database
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
-    return SQLiteReader(database)
+    return SQLiteReader(database, engine.dialect)
 
 
 def sqlite_datetime(value: str | None) -> dt.datetime | None:

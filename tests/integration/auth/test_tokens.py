@@ -253,3 +253,39 @@ def test_authorisation_reads_the_current_roles_and_account(auth_platform: AuthPl
     auth_platform.directory.disable_user("test", "zhangwei")
     with pytest.raises(InvalidAccessToken, match="account_unusable"):
         auth_platform.auth.authorize_access_token(token)
+
+
+def test_the_sqlite_reader_authorises_exactly_as_a_session_does(auth_platform: AuthPlatform) -> None:
+    """On SQLite, token checks read through core.store.SQLiteReader; every answer must equal the Session path's."""
+    from directory.tokens import InvalidAccessToken
+
+    service = auth_platform.auth
+    reader = service._reader
+    assert reader is not None
+
+    def both(token: str) -> tuple[object, object]:
+        answers = []
+        for path in (reader, None):
+            service._reader = path
+            try:
+                answers.append((service.authorize_access_token(token), service.verify_access_token(token)))
+            except InvalidAccessToken as refused:
+                answers.append(str(refused))
+            finally:
+                service._reader = reader
+        return answers[0], answers[1]
+
+    auth_platform.person("zhangwei", "auditor", "certificate-operator")
+    body = auth_platform.login("zhangwei").json()
+    token = body["access_token"]
+    mine, theirs = both(token)
+    assert mine == theirs and not isinstance(mine, str)
+    auth_platform.directory.revoke_role("test", "zhangwei", "auditor")
+    mine, theirs = both(token)
+    assert mine == theirs and [a.role for a in mine[0].assignments] == ["certificate-operator"]
+    second = auth_platform.login("zhangwei").json()
+    service.logout(second["session_id"], "test")
+    assert both(second["access_token"]) == ("session_revoked", "session_revoked")
+    third = auth_platform.login("zhangwei").json()
+    auth_platform.directory.disable_user("test", "zhangwei")
+    assert both(third["access_token"]) == ("account_unusable", "account_unusable")
