@@ -216,13 +216,14 @@ def serve(
         # Each worker builds its own app and platform from the same file (api/asgi.py); the supervisor holds
         # no keys and no database connection.
         platform.close()
-        if _state["config"] is not None:
-            os.environ[CONFIG_ENV] = str(Path(_state["config"]).resolve())
+        from api.serve import Supervisor
+
+        config_path = str(Path(_state["config"]).resolve()) if _state["config"] is not None else ""
         print(f"{current.server.workers} worker processes", flush=True)
-        # A worker opening its platform on a busy machine (key derivation, imports) can take longer than
-        # uvicorn's 5 s health-check default, which would kill and restart it over and over.
-        uvicorn.run("api.asgi:worker_app", factory=True, workers=current.server.workers,
-                    timeout_worker_healthcheck=120, **options)
+        options.pop("host"), options.pop("port")
+        status = Supervisor(config_path, bind_host, bind_port, current.server.workers, options).run()
+        if status:
+            raise typer.Exit(status)
         return
     try:
         uvicorn.Server(uvicorn.Config(application, **options)).run()

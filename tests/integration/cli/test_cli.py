@@ -1,5 +1,6 @@
 """The `hengxin` command as an operator runs it: one readable line per error, meaningful exit codes."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -227,3 +228,78 @@ def test_serve_with_two_workers_shares_one_instance_and_stops_cleanly(instance: 
     assert all(not Path(f"/proc/{p}").exists() for p in workers), "a worker outlived its supervisor"
     verified = run("--config", "var/hengxin.toml", "audit", "verify", cwd=instance)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def _established_by(pids: list[int], port: int) -> dict[int, int]:
+    """How many established connections to ``port`` each of ``pids`` holds (from /proc, no ss needed)."""
+    inodes: dict[str, int] = {}
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes[target[8:-1]] = pid
+    counts = dict.fromkeys(pids, 0)
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "01" and fields[9] in inodes:
+                counts[inodes[fields[9]]] += 1
+    return counts
+
+
+def test_workers_share_connections_and_a_dead_worker_is_replaced(instance: Path) -> None:
+    process, port = _start_serve(instance, "/readyz", HENGXIN_SERVER__WORKERS="2")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        workers = [p for p in _children(process.pid) if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        assert len(workers) == 2
+        # A burst of keep-alive connections, as a proxy's pool opens them: each worker gets a share (one socket
+        # per worker with SO_REUSEPORT; with one shared socket the first worker awake took them all).
+        clients = [httpx.Client(base_url=base) for _ in range(32)]
+        try:
+            for client in clients:
+                assert client.get("/healthz").status_code == 200
+            shares = _established_by(workers, port)
+        finally:
+            for client in clients:
+                client.close()
+        assert sum(shares.values()) == 32
+        assert min(shares.values()) >= 4, shares
+        # A second server on the same port is refused instead of silently taking half the traffic.
+        second = subprocess.run([HENGXIN, "--config", "var/hengxin.toml", "serve"], cwd=instance, timeout=120,
+                                env={**os.environ, "HENGXIN_SERVER__PORT": str(port), "HENGXIN_SERVER__WORKERS": "2"},
+                                capture_output=True, text=True)
+        assert second.returncode != 0
+        assert "is another server running?" in second.stderr and "Traceback" not in second.stderr
+        # A worker killed outright is replaced, and the service keeps answering.
+        os.kill(workers[0], signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        replaced: list[int] = []
+        while time.monotonic() < deadline:
+            current = [p for p in _children(process.pid)
+                       if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+            replaced = [p for p in current if p not in workers]
+            if len(current) == 2 and replaced:
+                break
+            time.sleep(0.2)
+        assert len(replaced) == 1 and process.poll() is None
+        with httpx.Client(base_url=base) as client:
+            assert client.get("/healthz").status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    assert "a worker died; starting another" in output
+    assert all(not Path(f"/proc/{p}").exists() for p in [*workers, *replaced])
+
+
+def test_a_worker_that_cannot_start_stops_the_supervisor(tmp_path: Path) -> None:
+    from api.serve import Supervisor
+
+    supervisor = Supervisor(str(tmp_path / "missing.toml"), "127.0.0.1", _free_port(), 2, {"log_config": None})
+    started = time.monotonic()
+    assert supervisor.run() == 1  # not restarted over and over
+    assert time.monotonic() - started < 120
+    assert all(not process.is_alive() for process, _ in supervisor._processes.values())
