@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -27,6 +29,15 @@ log = logging.getLogger("hengxin.api")
 
 # Paths whose bodies may be as large as [server] upload_max_body_bytes (documents to sign or verify).
 UPLOAD_PREFIXES: tuple[str, ...] = ("/api/v1/signatures", "/api/v1/timestamps/pdf")
+
+
+# FastAPI 0.16x asks OpenTelemetry on every request whether tracing, metrics or logs are configured.  Hengxin
+# does not use OpenTelemetry (its access log and audit log say what happened): switched off where supported.
+_NO_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters
+    else {}
+)
 
 
 def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
@@ -55,6 +66,7 @@ def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
         description="Unified trust platform: PKI, directory, timestamps, signing, backup and disaster recovery.",
         lifespan=lifespan,
         redoc_url=None,
+        **_NO_TELEMETRY,
     )
     app.state.platform = platform
     app.state.settings = settings

@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from typing import Any
-
-from core.clock import isoformat_utc, utc_now
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
@@ -22,10 +21,21 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 }
 
 
+# One encoder for every record: json.dumps with options builds a new encoder per call, which was a fifth of the
+# cost of an access log line.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
+
+
+def _record_time(created: float) -> str:
+    """The record's creation time in the format of :func:`core.clock.isoformat_utc`, without a datetime."""
+    seconds = int(created)
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{int((created - seconds) * 1e6):06d}Z"
+
+
 class JSONFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": isoformat_utc(utc_now()),
+            "time": _record_time(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -35,7 +45,7 @@ class JSONFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return _ENCODER.encode(entry)
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json", *, stream: Any = None) -> None:
