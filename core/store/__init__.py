@@ -16,13 +16,14 @@ import datetime as dt
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, Select, String, create_engine, event, text
 from sqlalchemy.engine import URL, Dialect, make_url
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -107,6 +108,33 @@ def _sqlite_begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out.  SQLAlchemy's
+# pool_pre_ping pings on every checkout: a round trip per transaction, four per issued certificate.  A connection
+# used a moment ago is alive unless the server went away in between; then its first statement fails
+# (DatabaseUnavailable, 503), SQLAlchemy invalidates the pool, and the next transaction connects afresh.
+PING_AFTER_IDLE_SECONDS = 10.0
+
+
+def _note_checkin(_dbapi_connection: Any, record: Any) -> None:
+    record.info["checked_in"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    if time.monotonic() - record.info.get("checked_in", 0.0) < PING_AFTER_IDLE_SECONDS:
+        return
+    try:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT 1")
+        finally:
+            cursor.close()
+        # psycopg opened a transaction for the SELECT; end it so the caller's BEGIN starts a fresh one.
+        dbapi_connection.rollback()
+    except Exception as e:  # noqa: BLE001 - any failure means this connection is unusable
+        log.info("a pooled database connection was dead; reconnecting", extra={"error": type(e).__name__})
+        raise DisconnectionError("the pooled connection is dead") from e
+
+
 def build_engine(url: str | URL, *, pool_size: int = 10, echo: bool = False, password: str | None = None) -> Engine:
     """Create an engine for ``url``; ``password`` is set on the URL object, never in the text."""
     parsed = make_url(url)
@@ -124,7 +152,10 @@ def build_engine(url: str | URL, *, pool_size: int = 10, echo: bool = False, pas
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(parsed, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        engine = create_engine(parsed, echo=echo, pool_size=pool_size, max_overflow=pool_size)
+        event.listen(engine, "checkin", _note_checkin)
+        event.listen(engine, "checkout", _ping_if_idle)
+        return engine
     raise StoreError(f"unsupported database URL scheme {parsed.get_backend_name()!r}: use sqlite or postgresql")
 
 
