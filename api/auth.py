@@ -23,13 +23,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+from typing import cast
 
 from fastapi import Depends, Request
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
+from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import Forbidden, Unauthenticated
 from api.platform import Platform, hash_token
+from core.errors import DatabaseUnavailable
 from core.store.models import APITokenRow
 
 
@@ -175,15 +178,23 @@ def authenticate(request: Request) -> Principal | None:
         principal = _jwt_principal(platform, credentials)
         request.scope.setdefault("state", {})["principal"] = principal
         return principal
-    digest = hash_token(credentials)
-    with platform.read_transaction() as session:
-        row = session.execute(select(APITokenRow).where(APITokenRow.token_hash == digest)).scalar_one_or_none()
+    try:
+        with platform.lookups.connect() as connection:  # one statement: one round trip on PostgreSQL
+            row = connection.execute(_API_TOKEN, {"token_hash": hash_token(credentials)}).first()
+    except OperationalError as e:
+        raise DatabaseUnavailable("the database did not answer") from e
     now = platform.clock()
     if row is None or row.revoked or (row.expires_at is not None and row.expires_at <= now):
         raise Unauthenticated("the token is not valid", detail_zh="令牌无效")
     principal = Principal(row.name, "token", frozenset(row.permissions.split()))
     request.scope.setdefault("state", {})["principal"] = principal
     return principal
+
+
+_API_TOKENS = cast(Table, APITokenRow.__table__).c
+_API_TOKEN = select(_API_TOKENS.name, _API_TOKENS.permissions, _API_TOKENS.revoked, _API_TOKENS.expires_at).where(
+    _API_TOKENS.token_hash == bindparam("token_hash")
+)
 
 
 def _jwt_principal(platform: Platform, token: str) -> Principal:

@@ -8,6 +8,7 @@ connected here.  The CLI and the HTTP app both start from :func:`open_platform`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import secrets as pysecrets
@@ -27,7 +28,15 @@ from core.errors import ConfigurationError, Conflict, HengxinError
 from core.keys.base import KeyStore
 from core.keys.factory import open_keystore, open_secret_store
 from core.secrets import SecretStore
-from core.store import build_engine, migrate, pending_migrations, read_transaction, session_factory, transaction
+from core.store import (
+    build_engine,
+    migrate,
+    pending_migrations,
+    read_only_engine,
+    read_transaction,
+    session_factory,
+    transaction,
+)
 from core.store.models import APITokenRow, PlatformKeyRow
 
 log = logging.getLogger("hengxin.platform")
@@ -64,6 +73,11 @@ class Platform:
     def read_transaction(self) -> Any:
         """A snapshot for lookups that write nothing (no write lock on SQLite; READ ONLY on PostgreSQL)."""
         return read_transaction(self.sessions)
+
+    @functools.cached_property
+    def lookups(self) -> Engine:
+        """An engine for lookups of one statement (see ``core.store.read_only_engine``)."""
+        return read_only_engine(self.sessions) or self.engine
 
     @property
     def local_reads(self) -> bool:
