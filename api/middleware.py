@@ -35,6 +35,15 @@ ProtocolHandler = Callable[[Scope, Receive, Send], Awaitable[bool]]
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
+# Set in the request's state by RequestContextMiddleware (the outermost) when the response has started: a limit
+# that trips after that cannot answer with a problem document any more.
+RESPONSE_STARTED = "response_started"
+
+
+def _response_started(scope: Scope) -> bool:
+    return bool(scope.get("state", {}).get(RESPONSE_STARTED, False))
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == name:
@@ -103,6 +112,7 @@ class RequestContextMiddleware:
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
+                state[RESPONSE_STARTED] = True  # the inner limits read this instead of wrapping send again
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 if not any(key.lower() == b"x-request-id" for key, _ in headers):
@@ -162,7 +172,6 @@ class BodyLimitMiddleware:
                 )
                 return
         received = 0
-        response_started = False
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -177,16 +186,10 @@ class BodyLimitMiddleware:
                     )
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, send)
         except BodyTooLarge as error:
-            if not response_started:
+            if not _response_started(scope):
                 await _send_problem(scope, send, error, self.default_language, {"Connection": "close"})
 
 
@@ -256,24 +259,16 @@ class TimeoutMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
         try:
             # A timeout context, not wait_for: no extra task per request.
             async with asyncio.timeout(self.seconds):
-                await self.app(scope, receive, tracking_send)
+                await self.app(scope, receive, send)
         except TimeoutError:
             log.warning(
                 "request timed out",
                 extra={"path": scope.get("path"), "request_id": scope.get("state", {}).get("request_id")},
             )
-            if not started:
+            if not _response_started(scope):
                 await _send_problem(
                     scope,
                     send,
