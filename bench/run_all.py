@@ -78,6 +78,24 @@ def cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
+def note_lines(scenarios: list[dict[str, Any]]) -> list[str]:
+    """One line per distinct note; a measure compared with several peers names the peer where notes differ."""
+    by_measure: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for record in scenarios:
+        for row in record.get("rows", []):
+            if row.get("note"):
+                by_measure.setdefault((record["scenario"], row["measure"]), []).append((row["peer"] or "", row["note"]))
+    lines = []
+    for (scenario, measure), notes in by_measure.items():
+        distinct = list(dict.fromkeys(note for _, note in notes))
+        if len(distinct) == 1:
+            lines.append(f"{scenario}, {measure}: {distinct[0]}")
+        else:
+            lines += [f"{scenario}, {measure}, beside {peer}: {note}" if peer else f"{scenario}, {measure}: {note}"
+                      for peer, note in dict.fromkeys(notes)]
+    return lines
+
+
 def render(latest: dict[str, Any]) -> str:
     machine = latest["machine"]
     if latest.get("stored"):
@@ -104,11 +122,10 @@ def render(latest: dict[str, Any]) -> str:
                     row["peer_value"], row["ratio"], row["target"], row["met"], row["generator_cpu_percent"],
                 )) + " |"
             )
-    notes = [(r["scenario"], row["measure"], row["note"]) for r in latest["scenarios"] for row in r.get("rows", [])
-             if row.get("note")]
+    notes = note_lines(latest["scenarios"])
     if notes:
         lines += ["", "Notes on single rows:", ""]
-        lines += [f"- {scenario}, {measure}: {note}" for scenario, measure, note in notes]
+        lines += [f"- {note}" for note in notes]
     lines += ["", "### Method of each scenario", ""]
     for record in latest["scenarios"]:
         lines += [f"**{record['scenario']}**: {record['method']}", ""]
