@@ -29,10 +29,10 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cryptography.exceptions import InvalidSignature
-from sqlalchemy import event, insert, select, text
+from sqlalchemy import Table, event, insert, select, text
 from sqlalchemy.orm import Session
 
 from core.clock import Clock, isoformat_utc, utc_now
@@ -154,6 +154,17 @@ def _row_to_record(row: AuditRecordRow) -> AuditRecord:
     )
 
 
+# Statements every audited transaction runs, built once.
+_PG_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+_HEAD = select(AuditRecordRow.sequence, AuditRecordRow.record_hash).order_by(AuditRecordRow.sequence.desc()).limit(1)
+_SEGMENT_HEAD = (
+    select(AuditSegmentRow.last_sequence, AuditSegmentRow.last_hash)
+    .order_by(AuditSegmentRow.last_sequence.desc())
+    .limit(1)
+)
+_INSERT_RECORD = insert(cast(Table, AuditRecordRow.__table__))
+
+
 class AuditLog:
     """Append to, checkpoint, verify, export and prune the audit chain."""
 
@@ -180,24 +191,18 @@ class AuditLog:
 
     @staticmethod
     def _serialise(session: Session) -> None:
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+        connection = session.connection()
+        if connection.dialect.name == "postgresql":
+            connection.execute(_PG_LOCK, {"key": _PG_LOCK_KEY})
 
     @staticmethod
     def head(session: Session) -> tuple[int, str]:
         """(sequence, hash) of the newest record, or of the last pruned one, or (0, genesis)."""
-        row = session.execute(
-            select(AuditRecordRow.sequence, AuditRecordRow.record_hash)
-            .order_by(AuditRecordRow.sequence.desc())
-            .limit(1)
-        ).first()
+        connection = session.connection()
+        row = connection.execute(_HEAD).first()
         if row is not None:
             return int(row[0]), str(row[1])
-        segment = session.execute(
-            select(AuditSegmentRow.last_sequence, AuditSegmentRow.last_hash)
-            .order_by(AuditSegmentRow.last_sequence.desc())
-            .limit(1)
-        ).first()
+        segment = connection.execute(_SEGMENT_HEAD).first()
         if segment is not None:
             return int(segment[0]), str(segment[1])
         return 0, GENESIS_HASH
@@ -266,7 +271,8 @@ class AuditLog:
                                        item.source, details, previous, record_hash))
             crossed = crossed or sequence % self.checkpoint_every == 0
             previous = record_hash
-        session.execute(insert(AuditRecordRow), rows)
+        # A Core insert on the session's connection (not the ORM's bulk path); one row: a plain execute.
+        session.connection().execute(_INSERT_RECORD, rows[0] if len(rows) == 1 else rows)
         if crossed or self.checkpoint_due(recorded_at):
             self._write_checkpoint(session, sequence, previous)
         return records
