@@ -400,7 +400,7 @@ def main() -> None:
         f"with the same policy. {rounds} round(s) of first + unchanged on the same page cache, who goes first "
         "alternating between rounds; medians. Drill: POST /api/v1/drills with the default [dr] settings (restic "
         "check --read-data, restore, manifest verification, database and audit checks, sandbox serve and HTTP "
-        "probes); peer: `restic restore` of the same snapshot. Machine shared while measured."
+        "probes); peer: `restic restore` of the same snapshot."
     )
     harness.save(SCENARIO, {
         "method": method,
