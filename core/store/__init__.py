@@ -17,6 +17,7 @@ import logging
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -281,6 +282,18 @@ class Prepared:
         self.row = collections.namedtuple("Row", list(statement.selected_columns.keys()))  # type: ignore[misc]
 
 
+class _Held:
+    """A thread's connection of a :class:`SQLiteReader` (sqlite3 connections cannot be weakly referenced)."""
+
+    __slots__ = ("connection", "__weakref__")
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+
+    def __del__(self) -> None:
+        self.connection.close()
+
+
 class SQLiteReader:
     """Autocommit connections of its own to an SQLite database, one per thread, for the hottest lookups.
 
@@ -295,20 +308,28 @@ class SQLiteReader:
         self._dialect = dialect
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
+        # Held weakly: when a thread ends (worker pools retire idle threads), its thread-local holder goes, and
+        # with it the connection, instead of piling up open files for the life of the process.
+        self._held: weakref.WeakSet[_Held] = weakref.WeakSet()
         self._closed = False
 
     def _connection(self) -> sqlite3.Connection:
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
+        held: _Held | None = getattr(self._local, "held", None)
+        if held is None:
             with self._lock:
                 if self._closed:
                     raise DatabaseUnavailable("the database reader is closed")
                 connection = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
                 connection.execute("PRAGMA query_only=ON")
-                self._connections.append(connection)
-            self._local.connection = connection
-        return connection
+                held = _Held(connection)
+                self._held.add(held)
+            self._local.held = held
+        return held.connection
+
+    @property
+    def open_connections(self) -> int:
+        """How many connections are open (one per live thread that used the reader)."""
+        return len(self._held)
 
     def prepare(self, statement: Select[Any]) -> Prepared:
         """``statement`` compiled once for SQLite, to run with :meth:`rows`."""
@@ -354,9 +375,9 @@ class SQLiteReader:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            connections, self._connections = self._connections, []
-        for connection in connections:
-            connection.close()
+            held = list(self._held)
+        for item in held:
+            item.connection.close()
 
 
 def sqlite_reader(engine: Engine | None) -> SQLiteReader | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from pathlib import Path
@@ -100,6 +101,13 @@ def test_the_sqlite_reader_sees_each_commit_at_once_and_refuses_writes(tmp_path:
         thread.start()
         thread.join(10)
         assert seen == [("renamed",)]
+        # A thread's connection goes with the thread: pools that retire threads do not pile up open files.
+        for _ in range(5):
+            worker = threading.Thread(target=lambda: reader.one("SELECT 1"))
+            worker.start()
+            worker.join(10)
+        gc.collect()
+        assert reader.open_connections == 1  # this thread's only
     finally:
         reader.close()
         engine.dispose()
