@@ -44,6 +44,19 @@ def _response_started(scope: Scope) -> bool:
     return bool(scope.get("state", {}).get(RESPONSE_STARTED, False))
 
 
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body from ASGI ``receive`` (the body limit, outside, stops an oversized one)."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == name:

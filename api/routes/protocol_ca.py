@@ -20,6 +20,7 @@ from cryptography.x509.ocsp import OCSPResponseStatus
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from api.middleware import read_body
 from api.platform import Platform
 from api.routes.ca import service_of
 from ca.ocsp import MAX_REQUEST_SIZE, build_ocsp_error
@@ -128,18 +129,6 @@ async def ocsp_get(request: Request, encoded: str) -> Response:
 # read and sent nothing, for anything they leave to the routes above.
 
 
-async def _read_body(receive: Receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
 async def _send(send: Send, status: int, headers: dict[str, str], body: bytes) -> None:
     raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
     if status != 304:
@@ -167,7 +156,7 @@ async def ocsp_post_asgi(scope: Scope, receive: Receive, send: Send) -> bool:
     if found is None:
         return False
     platform, service = found
-    answer = await _answer(platform, service, await _read_body(receive))
+    answer = await _answer(platform, service, await read_body(receive))
     await _send(send, 200, _NOT_CACHEABLE, answer.der)
     return True
 

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.auth import Permission, PermissionCheck, client_address, platform_of, require
 from api.errors import BodyTooLarge, UnsupportedMediaType
+from api.middleware import read_body
 from api.pagination import Page, PageParams, page_of
 from api.platform import Platform
 from core.clock import isoformat_utc
@@ -168,16 +169,9 @@ async def tsa_asgi(scope: Scope, receive: Receive, send: Send) -> bool:
         return False
     if int(length) > MAX_REQUEST_BYTES:
         return False
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
+    body = await read_body(receive)
     source = str(scope.get("state", {}).get("client_address", "unknown"))
-    status, headers, der = await _stamp(platform, service, b"".join(chunks), ANONYMOUS, source)
+    status, headers, der = await _stamp(platform, service, body, ANONYMOUS, source)
     raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
     raw += [(b"content-type", _TIMESTAMP_REPLY_BYTES), (b"content-length", str(len(der)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": raw})
